@@ -1,0 +1,222 @@
+//! One simulated x86 core: its state, how it reaches memory and devices, and its run loop.
+//!
+//! The run loop, once per instruction:
+//! 1. stop if the cycle budget is spent or something asked the core to stop (debug exit,
+//!    HLT, shutdown);
+//! 2. look the instruction at CS:IP up in the decode cache (`decode.rs`);
+//! 3. charge its cycles, then call its handler (`exec/`), which reads and writes operands
+//!    through the helpers in `operand.rs`;
+//! 4. on success move IP to the next instruction (handlers that branch set it themselves);
+//!    on a [`Fault`] deliver the exception through the IVT/IDT (`interrupt.rs`), where a
+//!    fault during delivery becomes #DF and a fault delivering #DF shuts the core down.
+//!
+//! A core owns no global state: everything it shares (memory, devices) is behind the two
+//! `Arc`s it was built with, so a machine can hold thousands of them.
+
+pub mod alu;
+pub mod decode;
+mod exec;
+pub mod fault;
+mod interrupt;
+mod operand;
+mod segment;
+pub mod state;
+
+use std::sync::Arc;
+
+use smmsim_devices::{AccessContext, AccessWidth, ApicId, CpuIndex};
+use smmsim_traces::Cycle;
+
+use crate::memory::GuestMemory;
+use crate::timing::TimingTable;
+use decode::{CodeMode, DecodeCache};
+pub use fault::Fault;
+use state::{CpuState, SegReg};
+
+/// What a core needs from the platform around it: port I/O (and, later, MMIO and the APIC
+/// bus). Implemented by the machine; tests use a small double.
+pub trait Platform: Send + Sync {
+    /// An `IN` from `port`; returns the value, all ones for an unclaimed port.
+    fn port_read(&self, ctx: &AccessContext, port: u16, width: AccessWidth) -> u32;
+    /// An `OUT` to `port`. Returns true when the write ended the run (debug exit).
+    fn port_write(&self, ctx: &AccessContext, port: u16, width: AccessWidth, value: u32) -> bool;
+}
+
+/// Whether a core is running instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// Executing instructions.
+    Running,
+    /// Stopped in HLT until an interrupt (with IF=1) or a reset wakes it.
+    Halted,
+    /// Triple fault: the core stopped for good (SDM Vol. 3A §7.15, interrupt 8: "the processor
+    /// enters shutdown mode"); QEMU resets the machine here unless `-no-reboot`.
+    Shutdown,
+}
+
+/// Why [`Cpu::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The cycle budget given to `run` is spent.
+    Budget,
+    /// The core executed HLT.
+    Halted,
+    /// The core triple-faulted.
+    Shutdown,
+    /// A device asked to end the run (debug exit).
+    PlatformStop,
+}
+
+/// Per-core counters for the run summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    /// Instructions retired (including the one that faulted).
+    pub instructions: u64,
+    /// #UD raised because smmsim does not cover the instruction.
+    pub unsupported: u64,
+    /// #UD raised for genuinely invalid opcodes (UD2, bad encodings).
+    pub invalid: u64,
+    /// Exceptions delivered, all vectors.
+    pub exceptions: u64,
+    /// The first few uncovered instructions, as "address: mnemonic", for the report.
+    pub unsupported_examples: Vec<String>,
+    /// Cycles spent halted.
+    pub halted_cycles: u64,
+}
+
+/// How many uncovered instructions the report names.
+const UNSUPPORTED_EXAMPLES: usize = 8;
+
+/// A simulated core.
+pub struct Cpu {
+    /// Architectural state.
+    pub state: CpuState,
+    /// The core's slot in the machine.
+    pub index: CpuIndex,
+    /// The core's APIC ID.
+    pub apic_id: ApicId,
+    /// The core's cycle counter (also what RDTSC returns).
+    pub cycle: u64,
+    /// Running, halted or shut down.
+    pub activity: Activity,
+    /// Counters for the report.
+    pub stats: CpuStats,
+    /// IA32_APIC_BASE (MSR 0x1B).
+    pub apic_base_msr: u64,
+    mem: Arc<GuestMemory>,
+    platform: Arc<dyn Platform>,
+    timing: TimingTable,
+    /// IP of the instruction after the current one; branches overwrite it.
+    next_rip: u64,
+    /// Set when the run loop must stop after the current instruction.
+    stop_requested: Option<StopReason>,
+}
+
+/// IA32_APIC_BASE after RESET: base 0xFEE00000, globally enabled; bit 8 (BSP) set on CPU 0
+/// (SDM Vol. 3A §12.4.4, "Local APIC Status and Location").
+pub const APIC_BASE_DEFAULT: u64 = 0xFEE0_0000 | (1 << 11);
+/// The BSP flag of IA32_APIC_BASE.
+pub const APIC_BASE_BSP: u64 = 1 << 8;
+
+impl Cpu {
+    /// A core in its RESET state.
+    pub fn new(
+        index: CpuIndex,
+        apic_id: ApicId,
+        mem: Arc<GuestMemory>,
+        platform: Arc<dyn Platform>,
+        timing: TimingTable,
+    ) -> Cpu {
+        let bsp = if index.0 == 0 { APIC_BASE_BSP } else { 0 };
+        Cpu {
+            state: CpuState::at_reset(),
+            index,
+            apic_id,
+            cycle: 0,
+            activity: Activity::Running,
+            stats: CpuStats::default(),
+            apic_base_msr: APIC_BASE_DEFAULT | bsp,
+            mem,
+            platform,
+            timing,
+            next_rip: 0,
+            stop_requested: None,
+        }
+    }
+
+    /// Guest memory as this core sees it.
+    pub fn memory(&self) -> &GuestMemory {
+        &self.mem
+    }
+
+    /// The cycle counter as a time stamp.
+    pub fn now(&self) -> Cycle {
+        Cycle(self.cycle)
+    }
+
+    /// The code size of the current CS.
+    #[inline(always)]
+    pub fn code_mode(&self) -> CodeMode {
+        if self.state.seg(SegReg::Cs).is_32bit() {
+            CodeMode::Bits32
+        } else {
+            CodeMode::Bits16
+        }
+    }
+
+    /// Runs instructions until the cycle counter reaches `until`, or the core stops.
+    pub fn run(&mut self, cache: &mut DecodeCache, until: Cycle) -> StopReason {
+        match self.activity {
+            Activity::Running => {}
+            Activity::Halted => return StopReason::Halted,
+            Activity::Shutdown => return StopReason::Shutdown,
+        }
+        let mem = Arc::clone(&self.mem);
+        while self.cycle < until.0 {
+            let mode = self.code_mode();
+            let ip = self.state.rip & mode.ip_mask();
+            let phys = self.state.seg(SegReg::Cs).base.wrapping_add(ip) & 0xFFFF_FFFF;
+            let decoded = cache.lookup(&mem, phys, mode);
+            self.next_rip = (ip + u64::from(decoded.len)) & mode.ip_mask();
+            self.cycle += u64::from(decoded.cost);
+            self.stats.instructions += 1;
+            match (decoded.handler)(self, decoded) {
+                Ok(()) => self.state.rip = self.next_rip,
+                Err(fault) => self.deliver_fault(fault),
+            }
+            if let Some(reason) = self.stop_requested.take() {
+                return reason;
+            }
+        }
+        StopReason::Budget
+    }
+
+    /// The context a device sees for an access by this core.
+    pub fn access_context(&self) -> AccessContext {
+        AccessContext {
+            cpu: self.index,
+            apic_id: self.apic_id,
+            in_smm: false,
+            cycle: self.now(),
+        }
+    }
+
+    /// Records an instruction smmsim does not cover, for the report.
+    fn note_unsupported(&mut self, description: String) {
+        self.stats.unsupported += 1;
+        if self.stats.unsupported_examples.len() < UNSUPPORTED_EXAMPLES {
+            self.stats.unsupported_examples.push(description);
+        }
+    }
+
+    /// Stops the run loop after the current instruction.
+    fn request_stop(&mut self, reason: StopReason) {
+        self.stop_requested = Some(reason);
+    }
+
+    /// Charges extra cycles beyond the instruction's base cost.
+    #[inline(always)]
+    fn charge(&mut self, cycles: u32) {
+        self.cycle += u64::from(cycles);
+    }
+}
