@@ -44,7 +44,11 @@ Examples:
   smmsim boot                              run the built-in `hello` image
   smmsim boot --builtin isa-selftest       run another built-in image
   smmsim boot --firmware OVMF.fd --max-cycles 20000000000
-  smmsim boot --timing slow-io.toml        override instruction costs (keys: see --help-timing)")]
+  smmsim boot --timing slow-io.toml        override instruction costs
+
+Timing file keys (cycles per instruction class, any subset): simple, load, store, branch,
+multiply, divide, locked_rmw, string_iteration, port_io, mmio, serializing, far_transfer,
+interrupt, pause.")]
     Boot(BootArgs),
 }
 

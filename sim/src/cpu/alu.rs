@@ -329,7 +329,10 @@ mod tests {
     #[test]
     fn rotates_through_carry_use_width_plus_one() {
         // 1000_0001 → 0000_0011: CF = bit 0 = 1, OF = MSB xor CF = 1.
-        assert_eq!(shift(ShiftOp::Rol, 0x81, 1, false, 1), Some((0x03, CF | OF)));
+        assert_eq!(
+            shift(ShiftOp::Rol, 0x81, 1, false, 1),
+            Some((0x03, CF | OF))
+        );
         assert_eq!(
             shift(ShiftOp::Ror, 0x01, 1, false, 1),
             Some((0x80, CF | OF))

@@ -21,6 +21,10 @@ mod interrupt;
 mod operand;
 mod segment;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

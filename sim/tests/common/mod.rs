@@ -1,0 +1,79 @@
+//! Helpers shared by smmsim's integration tests: temporary files, running the binary,
+//! running an image in-process with its console captured.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use smmsim::{FirmwareImage, Machine, MachineConfig, RunReport};
+
+/// A file in the temporary directory, removed when dropped.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    /// Writes `bytes` to a fresh file whose name ends in `suffix`.
+    pub fn with_bytes(suffix: &str, bytes: &[u8]) -> TempFile {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("smmsim-test-{}-{n}{suffix}", std::process::id()));
+        std::fs::write(&path, bytes).expect("the temporary directory is writable");
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs the `smmsim` binary with `args`.
+pub fn smmsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_smmsim"))
+        .args(args)
+        .output()
+        .expect("the smmsim binary runs")
+}
+
+/// A 64 KiB image whose reset vector holds `code` (at most 16 bytes), the rest HLT.
+pub fn reset_vector_image(code: &[u8]) -> Vec<u8> {
+    let mut image = vec![0xF4; 64 * 1024];
+    image[0xFFF0..0xFFF0 + code.len()].copy_from_slice(code);
+    image
+}
+
+/// A console sink tests can read back.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("console lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs a built-in image in-process; returns its console bytes and the report.
+pub fn run_builtin(name: &str, config: MachineConfig) -> (Vec<u8>, RunReport) {
+    let image = FirmwareImage::builtin(name).expect("a built-in image");
+    let console = Captured::default();
+    let mut machine =
+        Machine::new(config, image, Box::new(console.clone())).expect("machine builds");
+    let report = machine.run();
+    let bytes = console.0.lock().expect("console lock").clone();
+    (bytes, report)
+}
+
+/// The workspace's `firmware-images/` folder.
+pub fn firmware_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware-images")
+}
