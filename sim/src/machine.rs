@@ -171,12 +171,12 @@ impl RunReport {
             self.clock_hz as f64 / 1e9
         ));
         out.push_str(&format!(
-            "  host        {:.3} s, {:.1} MIPS; decode cache {} hits, {} decodes, {} flushes\n",
+            "  host        {:.3} s, {:.1} MIPS; decode cache {} hits, {} decodes, {} invalidated\n",
             self.host_time.as_secs_f64(),
             self.host_mips(),
-            self.cache.hits,
+            self.cpu.instructions.saturating_sub(self.cache.decodes),
             self.cache.decodes,
-            self.cache.flushes
+            self.cache.invalidations
         ));
         out.push_str(&format!(
             "  #UD         {} unsupported, {} invalid opcodes; {} exceptions delivered\n",

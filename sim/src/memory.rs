@@ -8,8 +8,8 @@
 //!    cores on different host threads never race in the Rust sense;
 //! 3. anything else (the firmware image, the unassigned hole, an access that straddles two
 //!    regions) goes byte by byte through [`GuestMemory::read_u8`] / [`GuestMemory::write_u8`];
-//! 4. a write to a RAM page that some core has decoded code from bumps the code epoch, which
-//!    tells every core to drop its decoded instructions before it fetches again.
+//! 4. a write to a RAM page that some core has decoded code from bumps that page's code
+//!    generation, which tells every core that its decoded instructions from the page are stale.
 //!
 //! Memory map (PLATFORM.md, "Memory map"): RAM from 0; the image at 4 GiB − size; the image's
 //! last min(size, 128 KiB) also ending at 1 MiB, read-only, as QEMU maps `-bios`
@@ -63,11 +63,14 @@ pub struct GuestMemory {
     low_alias_start: u64,
     /// First address of the image below 4 GiB.
     high_image_start: u64,
-    /// One flag per RAM page: set when a core caches code decoded from the page.
+    /// One flag per RAM page: set when a core caches code decoded from the page, so that a
+    /// write only has to look at one byte to know whether code may have gone stale.
     code_pages: Box<[AtomicU8]>,
-    /// Bumped whenever a write lands on a flagged page; cores compare it with the epoch their
-    /// decode cache was filled under.
-    code_epoch: AtomicU64,
+    /// One counter per RAM page, bumped when a write lands on a flagged page; a decoded
+    /// instruction remembers the counter of its page and is stale once it differs. Per page
+    /// rather than global so that a page mixing code and data (real-mode firmware does that)
+    /// only costs re-decoding its own instructions.
+    code_generations: Box<[AtomicU32]>,
 }
 
 impl GuestMemory {
@@ -91,7 +94,7 @@ impl GuestMemory {
             high_image_start: FOUR_GIB - image_bytes,
             image,
             code_pages: (0..pages).map(|_| AtomicU8::new(0)).collect(),
-            code_epoch: AtomicU64::new(0),
+            code_generations: (0..pages).map(|_| AtomicU32::new(0)).collect(),
         })
     }
 
@@ -154,7 +157,7 @@ impl GuestMemory {
     /// Reads `N` ≤ 8 bytes little-endian, taking the atomic fast path when it can.
     #[inline(always)]
     pub fn read(&self, phys: u64, size: u8) -> u64 {
-        if self.is_plain_ram(phys, u64::from(size)) && phys % u64::from(size) == 0 {
+        if self.is_plain_ram(phys, u64::from(size)) && phys & (u64::from(size) - 1) == 0 {
             let ptr = self.ram_ptr(phys);
             // SAFETY: the range is inside the mapping and `phys` is aligned to `size`, and the
             // mapping itself is page aligned, so the pointer is aligned for the atomic type.
@@ -180,7 +183,7 @@ impl GuestMemory {
     /// Writes `size` ≤ 8 bytes little-endian, taking the atomic fast path when it can.
     #[inline(always)]
     pub fn write(&self, phys: u64, size: u8, value: u64) {
-        if self.is_plain_ram(phys, u64::from(size)) && phys % u64::from(size) == 0 {
+        if self.is_plain_ram(phys, u64::from(size)) && phys & (u64::from(size) - 1) == 0 {
             let ptr = self.ram_ptr(phys);
             // SAFETY: as in `read`.
             unsafe {
@@ -214,7 +217,7 @@ impl GuestMemory {
     /// image, unassigned) is done non-atomically: guests do not put locks there, and the
     /// image drops writes anyway.
     pub fn compare_exchange(&self, phys: u64, size: u8, expected: u64, new: u64) -> u64 {
-        if self.is_plain_ram(phys, u64::from(size)) && phys % u64::from(size) == 0 {
+        if self.is_plain_ram(phys, u64::from(size)) && phys & (u64::from(size) - 1) == 0 {
             let ptr = self.ram_ptr(phys);
             // SAFETY: as in `read`.
             let found = unsafe {
@@ -266,10 +269,14 @@ impl GuestMemory {
         }
     }
 
-    /// The epoch decode caches compare against; it changes when cached code may be stale.
+    /// The code generation of the page holding `phys`: decoded instructions from the page are
+    /// valid while it stays the same. Memory outside RAM is never written, so it is always 0.
     #[inline(always)]
-    pub fn code_epoch(&self) -> u64 {
-        self.code_epoch.load(Ordering::Acquire)
+    pub fn code_generation(&self, phys: u64) -> u32 {
+        match self.code_generations.get((phys / CODE_PAGE_BYTES) as usize) {
+            Some(generation) => generation.load(Ordering::Acquire),
+            None => 0,
+        }
     }
 
     #[inline(always)]
@@ -288,7 +295,7 @@ impl GuestMemory {
     #[cold]
     fn invalidate_code_page(&self, page: usize) {
         self.code_pages[page].store(0, Ordering::Relaxed);
-        self.code_epoch.fetch_add(1, Ordering::Release);
+        self.code_generations[page].fetch_add(1, Ordering::Release);
     }
 }
 
@@ -378,19 +385,24 @@ mod tests {
     }
 
     #[test]
-    fn writes_to_code_pages_bump_the_epoch_once() {
+    fn writes_to_code_pages_bump_their_generation_once() {
         let mem = memory();
-        let before = mem.code_epoch();
         mem.write(0x5000, 4, 1);
-        assert_eq!(mem.code_epoch(), before, "no code cached yet");
+        assert_eq!(mem.code_generation(0x5000), 0, "no code cached yet");
         mem.mark_code(0x5010);
         mem.write(0x5FFE, 4, 1); // straddles into page 6
-        assert_eq!(mem.code_epoch(), before + 1);
+        assert_eq!(mem.code_generation(0x5000), 1);
+        assert_eq!(mem.code_generation(0x6000), 0, "page 6 held no code");
         mem.write(0x5000, 4, 1);
         assert_eq!(
-            mem.code_epoch(),
-            before + 1,
+            mem.code_generation(0x5000),
+            1,
             "flag cleared until code is cached again"
+        );
+        assert_eq!(
+            mem.code_generation(0xFFFF_0000),
+            0,
+            "the image is never written"
         );
     }
 

@@ -30,12 +30,22 @@ pub fn sign_extend(value: u64, size: u8) -> u64 {
 /// PF: set when the low byte of the result has an even number of ones.
 #[inline(always)]
 fn parity(result: u64) -> u64 {
-    if (result as u8).count_ones() % 2 == 0 {
-        flags::PF
-    } else {
-        0
-    }
+    PARITY[(result & 0xFF) as usize]
 }
+
+/// PF for every byte value, so the hot path avoids a population count (baseline x86-64 has
+/// no POPCNT instruction).
+const PARITY: [u64; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        if (byte as u8).count_ones() % 2 == 0 {
+            table[byte] = flags::PF;
+        }
+        byte += 1;
+    }
+    table
+};
 
 /// ZF, SF and PF of a result.
 #[inline(always)]
@@ -54,10 +64,13 @@ pub fn szp(result: u64, size: u8) -> u64 {
 #[inline(always)]
 pub fn add(a: u64, b: u64, carry_in: u64, size: u8) -> (u64, u64) {
     let m = mask(size);
-    let wide = u128::from(a) + u128::from(b) + u128::from(carry_in);
-    let result = (wide as u64) & m;
+    let (sum, carry1) = a.overflowing_add(b);
+    let (sum, carry2) = sum.overflowing_add(carry_in);
+    let result = sum & m;
+    // Below 64 bits the carry is the bit past the operand; at 64 bits it is the host's.
+    let carry = if size == 8 { carry1 | carry2 } else { sum > m };
     let mut f = szp(result, size) | ((a ^ b ^ result) & flags::AF);
-    if wide > u128::from(m) {
+    if carry {
         f |= flags::CF;
     }
     if (a ^ result) & (b ^ result) & sign_bit(size) != 0 {
@@ -72,7 +85,7 @@ pub fn sub(a: u64, b: u64, borrow_in: u64, size: u8) -> (u64, u64) {
     let m = mask(size);
     let result = a.wrapping_sub(b).wrapping_sub(borrow_in) & m;
     let mut f = szp(result, size) | ((a ^ b ^ result) & flags::AF);
-    if u128::from(a) < u128::from(b) + u128::from(borrow_in) {
+    if a < b || a - b < borrow_in {
         f |= flags::CF;
     }
     if (a ^ b) & (a ^ result) & sign_bit(size) != 0 {

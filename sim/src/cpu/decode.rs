@@ -3,23 +3,30 @@
 //!
 //! Decoding costs about 9 ns an instruction; a cache hit costs a tag compare. The flow:
 //! 1. the core computes the physical address of CS:IP and its code size (16, 32 or 64);
-//! 2. [`DecodeCache::lookup`] checks that no code page was written since the cache was filled
-//!    (the memory's code epoch), then probes one direct-mapped slot keyed by address and mode;
+//! 2. [`DecodeCache::lookup`] probes one direct-mapped slot keyed by address and mode, and
+//!    takes it only if the page's code generation is the one the slot was decoded under (a
+//!    write to the page since then makes it stale);
 //! 3. on a miss it fetches 15 bytes, decodes them with iced-x86 with IP = 0 (so relative
 //!    branch targets are stored as offsets from the instruction and the entry stays valid for
 //!    any CS base that maps the same bytes), picks the handler and the cost, marks the page as
-//!    holding code, and fills the slot.
+//!    holding code, and fills the slot. An instruction that crosses a page boundary is decoded
+//!    every time, since one generation cannot vouch for two pages.
 //!
 //! The cache is per core and allocated on first use, so a parked core costs nothing here.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
 
 use super::exec::{self, Handler};
-use crate::memory::GuestMemory;
+use super::operand::seg_of;
+use super::state::SegReg;
+use crate::memory::{GuestMemory, CODE_PAGE_BYTES};
 use crate::timing::TimingTable;
 
 /// Number of slots in a core's cache: 8,192 slots cover the hot code of any firmware image.
 pub const CACHE_SLOTS: usize = 8192;
+
+/// Marks a register slot of [`Decoded`] that holds no plain general-purpose register.
+pub const NO_REG: u8 = 0xFF;
 
 /// The longest x86 instruction.
 const MAX_INSTRUCTION_BYTES: usize = 15;
@@ -68,25 +75,40 @@ pub struct Decoded {
     /// Address size in bytes (2 or 4): the width of effective addresses and of SI/DI/CX in
     /// string instructions.
     pub addr_size: u8,
-    /// Cache tag: physical address × 4 + mode, or `u64::MAX` for an empty slot.
+    /// Operands 0 and 1 as indices into the general registers when they are plain GPRs (not
+    /// AH–BH), else [`NO_REG`]: fast handlers use them instead of decoding iced names.
+    pub regs: [u8; 2],
+    /// The instruction's first immediate, sign-extended as encoded (0 if none).
+    pub imm: u64,
+    /// The memory operand's displacement.
+    pub disp: u64,
+    /// The memory operand's base register index, or [`NO_REG`].
+    pub mem_base: u8,
+    /// The memory operand's index register index, or [`NO_REG`] (XLAT's AL index is applied
+    /// by its handler).
+    pub mem_index: u8,
+    /// The memory operand's scale (1, 2, 4, 8).
+    pub mem_scale: u8,
+    /// The memory operand's segment, as a `SegReg` number.
+    pub mem_seg: u8,
+    /// Cache tag: physical address × 4 + mode, or `u64::MAX` for a slot that never hits.
     tag: u64,
+    /// The code generation of the instruction's page when it was decoded.
+    generation: u32,
 }
 
 /// Counters a report shows about the cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Lookups answered from the cache.
-    pub hits: u64,
-    /// Instructions decoded.
+    /// Instructions decoded (lookups minus these were answered from the cache).
     pub decodes: u64,
-    /// Whole-cache flushes caused by writes to code pages.
-    pub flushes: u64,
+    /// Decodes of instructions whose cached copy a write to their page made stale.
+    pub invalidations: u64,
 }
 
 /// A core's decoded-instruction cache.
 pub struct DecodeCache {
     slots: Vec<Decoded>,
-    epoch: u64,
     enabled: bool,
     timing: TimingTable,
     scratch: Decoded,
@@ -100,7 +122,6 @@ impl DecodeCache {
     pub fn new(timing: TimingTable, enabled: bool) -> DecodeCache {
         DecodeCache {
             slots: Vec::new(),
-            epoch: 0,
             enabled,
             scratch: empty_slot(),
             timing,
@@ -113,39 +134,35 @@ impl DecodeCache {
         self.slots = Vec::new();
     }
 
+    /// First use of an enabled cache allocates its slots; a disabled cache decodes afresh.
+    #[cold]
+    fn lookup_without_slots(&mut self, mem: &GuestMemory, phys: u64, mode: CodeMode) -> &Decoded {
+        if self.enabled {
+            self.slots = vec![empty_slot(); CACHE_SLOTS];
+            return self.lookup(mem, phys, mode);
+        }
+        self.scratch = decode(mem, phys, mode, &self.timing);
+        self.stats.decodes += 1;
+        &self.scratch
+    }
+
     /// The decoded instruction at `phys` in `mode`, decoding it on a miss.
     #[inline(always)]
     pub fn lookup(&mut self, mem: &GuestMemory, phys: u64, mode: CodeMode) -> &Decoded {
-        let epoch = mem.code_epoch();
-        if epoch != self.epoch {
-            self.flush(epoch);
-        }
-        if !self.enabled {
-            self.scratch = decode(mem, phys, mode, &self.timing);
-            self.stats.decodes += 1;
-            return &self.scratch;
-        }
         if self.slots.is_empty() {
-            self.slots = vec![empty_slot(); CACHE_SLOTS];
+            return self.lookup_without_slots(mem, phys, mode);
         }
         let tag = (phys << 2) | mode as u64;
         let index = ((phys ^ (phys >> 13)) as usize) & (CACHE_SLOTS - 1);
-        if self.slots[index].tag != tag {
+        let slot = &self.slots[index];
+        if slot.tag != tag || slot.generation != mem.code_generation(phys) {
+            if slot.tag == tag {
+                self.stats.invalidations += 1;
+            }
             self.slots[index] = decode(mem, phys, mode, &self.timing);
             self.stats.decodes += 1;
-        } else {
-            self.stats.hits += 1;
         }
         &self.slots[index]
-    }
-
-    #[cold]
-    fn flush(&mut self, epoch: u64) {
-        for slot in &mut self.slots {
-            slot.tag = u64::MAX;
-        }
-        self.epoch = epoch;
-        self.stats.flushes += 1;
     }
 }
 
@@ -157,16 +174,26 @@ fn empty_slot() -> Decoded {
         len: 1,
         op_size: 1,
         addr_size: 2,
+        regs: [NO_REG; 2],
+        imm: 0,
+        disp: 0,
+        mem_base: NO_REG,
+        mem_index: NO_REG,
+        mem_scale: 1,
+        mem_seg: SegReg::Ds as u8,
         tag: u64::MAX,
+        generation: 0,
     }
 }
 
 /// Decodes the instruction at `phys` and prepares it to run.
 fn decode(mem: &GuestMemory, phys: u64, mode: CodeMode, timing: &TimingTable) -> Decoded {
+    // Read the generation before the bytes: a write racing with this decode then leaves the
+    // slot stale rather than wrongly fresh.
+    mem.mark_code(phys);
+    let generation = mem.code_generation(phys);
     let mut bytes = [0u8; MAX_INSTRUCTION_BYTES];
     mem.read_bytes(phys, &mut bytes);
-    mem.mark_code(phys);
-    mem.mark_code(phys + MAX_INSTRUCTION_BYTES as u64 - 1);
     let mut decoder = Decoder::with_ip(mode.bitness(), &bytes, 0, DecoderOptions::NONE);
     let mut insn = Instruction::default();
     decoder.decode_out(&mut insn);
@@ -175,15 +202,79 @@ fn decode(mem: &GuestMemory, phys: u64, mode: CodeMode, timing: &TimingTable) ->
     } else {
         exec::select(&insn)
     };
+    let len = insn.len().max(1) as u64;
+    let crosses_page = phys % CODE_PAGE_BYTES + len > CODE_PAGE_BYTES;
     Decoded {
         handler,
         cost: class.cycles(timing),
-        len: insn.len().max(1) as u8,
+        len: len as u8,
         op_size: operand_size(&insn, mode),
         addr_size: address_size(&insn, mode),
-        tag: (phys << 2) | mode as u64,
+        regs: [plain_gpr(&insn, 0), plain_gpr(&insn, 1)],
+        imm: first_immediate(&insn),
+        disp: insn.memory_displacement64(),
+        mem_base: gpr_index(insn.memory_base()),
+        mem_index: match insn.memory_index().size() {
+            1 => NO_REG,
+            _ => gpr_index(insn.memory_index()),
+        },
+        mem_scale: insn.memory_index_scale() as u8,
+        mem_seg: seg_of(insn.memory_segment()) as u8,
+        tag: if crosses_page {
+            u64::MAX
+        } else {
+            (phys << 2) | mode as u64
+        },
+        generation,
         insn,
     }
+}
+
+/// The index into `CpuState::regs` of a general-purpose register other than AH–BH.
+pub(super) fn gpr_index(reg: Register) -> u8 {
+    let n = reg as u32;
+    let from = |first: Register| (n - first as u32) as u8;
+    if (Register::EAX as u32..=Register::R15D as u32).contains(&n) {
+        from(Register::EAX)
+    } else if (Register::AX as u32..=Register::R15W as u32).contains(&n) {
+        from(Register::AX)
+    } else if (Register::RAX as u32..=Register::R15 as u32).contains(&n) {
+        from(Register::RAX)
+    } else if (Register::AL as u32..=Register::BL as u32).contains(&n) {
+        from(Register::AL)
+    } else if (Register::SPL as u32..=Register::R15L as u32).contains(&n) {
+        from(Register::SPL) + 4
+    } else {
+        NO_REG
+    }
+}
+
+/// Operand `n` as a plain GPR index, or [`NO_REG`].
+pub(super) fn plain_gpr(insn: &Instruction, n: u32) -> u8 {
+    if n < insn.op_count() && insn.op_kind(n) == OpKind::Register {
+        gpr_index(insn.op_register(n))
+    } else {
+        NO_REG
+    }
+}
+
+/// The first immediate operand's value as encoded (sign-extended where the encoding says).
+fn first_immediate(insn: &Instruction) -> u64 {
+    (0..insn.op_count())
+        .find(|&n| {
+            matches!(
+                insn.op_kind(n),
+                OpKind::Immediate8
+                    | OpKind::Immediate16
+                    | OpKind::Immediate32
+                    | OpKind::Immediate64
+                    | OpKind::Immediate8to16
+                    | OpKind::Immediate8to32
+                    | OpKind::Immediate8to64
+                    | OpKind::Immediate32to64
+            )
+        })
+        .map_or(0, |n| insn.immediate(n))
 }
 
 /// The operand size the handlers use: operand 0's size where it has one.

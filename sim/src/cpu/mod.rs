@@ -107,6 +107,8 @@ pub struct Cpu {
     pub stats: CpuStats,
     /// IA32_APIC_BASE (MSR 0x1B).
     pub apic_base_msr: u64,
+    /// What a guest write to IA32_TSC added to the cycle counter as RDTSC sees it.
+    pub tsc_offset: u64,
     mem: Arc<GuestMemory>,
     platform: Arc<dyn Platform>,
     timing: TimingTable,
@@ -140,6 +142,7 @@ impl Cpu {
             activity: Activity::Running,
             stats: CpuStats::default(),
             apic_base_msr: APIC_BASE_DEFAULT | bsp,
+            tsc_offset: 0,
             mem,
             platform,
             timing,
@@ -156,6 +159,11 @@ impl Cpu {
     /// The cycle counter as a time stamp.
     pub fn now(&self) -> Cycle {
         Cycle(self.cycle)
+    }
+
+    /// The time-stamp counter: cycles plus the guest's offset.
+    pub fn tsc(&self) -> u64 {
+        self.cycle.wrapping_add(self.tsc_offset)
     }
 
     /// The code size of the current CS.
@@ -176,23 +184,30 @@ impl Cpu {
             Activity::Shutdown => return StopReason::Shutdown,
         }
         let mem = Arc::clone(&self.mem);
-        while self.cycle < until.0 {
+        // Counted locally and committed on the way out: the handler call would otherwise force
+        // a store per instruction.
+        let mut retired = 0;
+        let reason = loop {
+            if self.cycle >= until.0 {
+                break StopReason::Budget;
+            }
             let mode = self.code_mode();
             let ip = self.state.rip & mode.ip_mask();
             let phys = self.state.seg(SegReg::Cs).base.wrapping_add(ip) & 0xFFFF_FFFF;
             let decoded = cache.lookup(&mem, phys, mode);
             self.next_rip = (ip + u64::from(decoded.len)) & mode.ip_mask();
             self.cycle += u64::from(decoded.cost);
-            self.stats.instructions += 1;
+            retired += 1;
             match (decoded.handler)(self, decoded) {
                 Ok(()) => self.state.rip = self.next_rip,
                 Err(fault) => self.deliver_fault(fault),
             }
-            if let Some(reason) = self.stop_requested.take() {
-                return reason;
+            if self.stop_requested.is_some() {
+                break self.stop_requested.take().unwrap_or(StopReason::Budget);
             }
-        }
-        StopReason::Budget
+        };
+        self.stats.instructions += retired;
+        reason
     }
 
     /// The context a device sees for an access by this core.

@@ -8,7 +8,7 @@
 use iced_x86::{OpKind, Register};
 
 use super::alu::mask;
-use super::decode::Decoded;
+use super::decode::{Decoded, NO_REG};
 use super::state::{SegReg, RSP};
 use super::{Cpu, Fault};
 
@@ -110,15 +110,15 @@ impl Cpu {
     /// The effective address (offset within the segment) of the instruction's memory operand.
     #[inline(always)]
     pub(super) fn effective_address(&self, d: &Decoded) -> u64 {
-        let insn = &d.insn;
-        let mut offset = insn.memory_displacement64();
-        let base = insn.memory_base();
-        if base != Register::None {
-            offset = offset.wrapping_add(self.reg(base));
+        // Registers hold full-width values; the sum is wrapped to the address size at the end,
+        // which gives the same result as adding 16- or 32-bit register values.
+        let mut offset = d.disp;
+        if d.mem_base != NO_REG {
+            offset = offset.wrapping_add(self.state.regs[usize::from(d.mem_base & 15)]);
         }
-        let index = insn.memory_index();
-        if index != Register::None {
-            offset = offset.wrapping_add(self.reg(index) * u64::from(insn.memory_index_scale()));
+        if d.mem_index != NO_REG {
+            let index = self.state.regs[usize::from(d.mem_index & 15)];
+            offset = offset.wrapping_add(index.wrapping_mul(u64::from(d.mem_scale)));
         }
         offset & mask(d.addr_size)
     }
@@ -166,7 +166,10 @@ impl Cpu {
     #[inline(always)]
     pub(super) fn operand_linear(&self, d: &Decoded) -> u64 {
         let offset = self.effective_address(d);
-        self.linear(seg_of(d.insn.memory_segment()), offset)
+        self.state.segs[usize::from(d.mem_seg % 6)]
+            .base
+            .wrapping_add(offset)
+            & 0xFFFF_FFFF
     }
 
     /// Reads operand `n` at `size` bytes: a register, memory or an immediate (immediates come

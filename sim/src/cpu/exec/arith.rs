@@ -106,6 +106,84 @@ pub fn binary<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     Ok(())
 }
 
+/// ADD … TEST with a plain register destination and a register source: the hot form, with
+/// both registers resolved at decode time.
+pub fn binary_reg_reg<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    let size = d.op_size;
+    let dst = usize::from(d.regs[0] & 15);
+    let a = cpu.state.regs[dst] & mask(size);
+    let b = cpu.state.regs[usize::from(d.regs[1] & 15)] & mask(size);
+    let (result, new_flags) = compute::<OP>(a, b, cpu.cf(), size);
+    if OP != CMP && OP != TEST {
+        cpu.set_gpr(dst, size, result);
+    }
+    cpu.set_flags(flags::ARITH, new_flags);
+    Ok(())
+}
+
+/// ADD … TEST with a plain register destination and an immediate source.
+pub fn binary_reg_imm<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    let size = d.op_size;
+    let dst = usize::from(d.regs[0] & 15);
+    let a = cpu.state.regs[dst] & mask(size);
+    let (result, new_flags) = compute::<OP>(a, d.imm & mask(size), cpu.cf(), size);
+    if OP != CMP && OP != TEST {
+        cpu.set_gpr(dst, size, result);
+    }
+    cpu.set_flags(flags::ARITH, new_flags);
+    Ok(())
+}
+
+/// INC and DEC of a plain register.
+pub fn inc_dec_reg<const INC: bool>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    let size = d.op_size;
+    let dst = usize::from(d.regs[0] & 15);
+    let old = cpu.state.regs[dst] & mask(size);
+    let (result, new_flags) = if INC {
+        alu::inc(old, size)
+    } else {
+        alu::dec(old, size)
+    };
+    cpu.set_gpr(dst, size, result);
+    cpu.set_flags(flags::ARITH & !flags::CF, new_flags);
+    Ok(())
+}
+
+/// A shift or rotate of a plain register by an immediate count.
+pub fn shift_reg_imm<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    let op = shift_op::<OP>();
+    let size = d.op_size;
+    let count_mask = if size == 8 { 0x3F } else { 0x1F };
+    let count = (d.imm & count_mask) as u32;
+    let dst = usize::from(d.regs[0] & 15);
+    let value = cpu.state.regs[dst] & mask(size);
+    if let Some((result, new_flags)) = alu::shift(op, value, count, cpu.cf() != 0, size) {
+        cpu.set_gpr(dst, size, result);
+        cpu.set_flags(shift_flags(op), new_flags);
+    }
+    Ok(())
+}
+
+fn shift_op<const OP: u8>() -> ShiftOp {
+    match OP {
+        0 => ShiftOp::Rol,
+        1 => ShiftOp::Ror,
+        2 => ShiftOp::Rcl,
+        3 => ShiftOp::Rcr,
+        4 => ShiftOp::Shl,
+        5 => ShiftOp::Shr,
+        _ => ShiftOp::Sar,
+    }
+}
+
+/// The flags a shift or rotate writes: rotates only CF and OF.
+fn shift_flags(op: ShiftOp) -> u64 {
+    match op {
+        ShiftOp::Rol | ShiftOp::Ror | ShiftOp::Rcl | ShiftOp::Rcr => flags::CF | flags::OF,
+        _ => flags::ARITH,
+    }
+}
+
 /// INC and DEC: CF is kept.
 pub fn inc_dec<const INC: bool>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let size = d.op_size;
@@ -135,29 +213,30 @@ pub fn not(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     Ok(())
 }
 
-/// XADD: operand 0 gets the sum, operand 1 the old operand 0.
+/// XADD: TEMP ← SRC + DEST; SRC ← DEST; DEST ← TEMP (SDM Vol. 2D, XADD) — the destination
+/// is written last, so `xadd eax, eax` leaves the sum.
 pub fn xadd(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let size = d.op_size;
     let src = cpu.read_op(d, 1, size)?;
-    let old = cpu.modify_op0(d, size, d.insn.has_lock_prefix(), |dst| {
-        alu::add(dst, src, 0, size).0
-    })?;
-    cpu.write_op(d, 1, size, old)?;
+    let old = if d.insn.op0_kind() == OpKind::Register {
+        let old = cpu.read_op(d, 0, size)?;
+        cpu.write_op(d, 1, size, old)?;
+        cpu.write_op(d, 0, size, alu::add(old, src, 0, size).0)?;
+        old
+    } else {
+        let old = cpu.modify_op0(d, size, d.insn.has_lock_prefix(), |dst| {
+            alu::add(dst, src, 0, size).0
+        })?;
+        cpu.write_op(d, 1, size, old)?;
+        old
+    };
     cpu.set_flags(flags::ARITH, alu::add(old, src, 0, size).1);
     Ok(())
 }
 
 /// The shift/rotate group: count from an immediate, CL or the implicit 1.
 pub fn shift<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    let op = match OP {
-        0 => ShiftOp::Rol,
-        1 => ShiftOp::Ror,
-        2 => ShiftOp::Rcl,
-        3 => ShiftOp::Rcr,
-        4 => ShiftOp::Shl,
-        5 => ShiftOp::Shr,
-        _ => ShiftOp::Sar,
-    };
+    let op = shift_op::<OP>();
     let size = d.op_size;
     let count_mask = if size == 8 { 0x3F } else { 0x1F };
     let count = (cpu.read_op(d, 1, 1)? & count_mask) as u32;
@@ -165,11 +244,7 @@ pub fn shift<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let cf_in = cpu.cf() != 0;
     if let Some((result, new_flags)) = alu::shift(op, value, count, cf_in, size) {
         cpu.write_op(d, 0, size, result)?;
-        let which = match op {
-            ShiftOp::Rol | ShiftOp::Ror | ShiftOp::Rcl | ShiftOp::Rcr => flags::CF | flags::OF,
-            _ => flags::ARITH,
-        };
-        cpu.set_flags(which, new_flags);
+        cpu.set_flags(shift_flags(op), new_flags);
     }
     Ok(())
 }

@@ -16,6 +16,34 @@ pub fn mov(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     cpu.write_op(d, 0, d.op_size, value)
 }
 
+/// MOV between plain registers.
+pub fn mov_reg_reg(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    let value = cpu.state.regs[usize::from(d.regs[1] & 15)];
+    cpu.set_gpr(usize::from(d.regs[0] & 15), d.op_size, value);
+    Ok(())
+}
+
+/// MOV of an immediate into a plain register.
+pub fn mov_reg_imm(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    cpu.set_gpr(usize::from(d.regs[0] & 15), d.op_size, d.imm);
+    Ok(())
+}
+
+/// MOV from memory into a plain register (a load).
+pub fn mov_reg_mem(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    let linear = cpu.operand_linear(d);
+    let value = cpu.read_linear(linear, d.op_size)?;
+    cpu.set_gpr(usize::from(d.regs[0] & 15), d.op_size, value);
+    Ok(())
+}
+
+/// MOV from a plain register into memory (a store).
+pub fn mov_mem_reg(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    let linear = cpu.operand_linear(d);
+    let value = cpu.state.regs[usize::from(d.regs[1] & 15)];
+    cpu.write_linear(linear, d.op_size, value)
+}
+
 /// MOV Sreg, r/m16: a segment load (MOV to CS is #UD, rejected by the decoder).
 pub fn mov_to_segment(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let selector = cpu.read_op(d, 1, 2)? as u16;
@@ -129,9 +157,19 @@ pub fn bswap(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     Ok(())
 }
 
+/// The operand size of CBW/CWDE/CWD/CDQ, which have no explicit operands: iced names it in
+/// the code (a 0x66 prefix switches CWDE to CBW and back).
+fn accumulator_size(d: &Decoded) -> u8 {
+    match d.insn.code() {
+        Code::Cbw | Code::Cwd => 2,
+        Code::Cdqe | Code::Cqo => 8,
+        _ => 4,
+    }
+}
+
 /// CBW / CWDE (sign-extend the accumulator's lower half).
 pub fn widen_accumulator(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    let size = d.op_size;
+    let size = accumulator_size(d);
     let half = size / 2;
     let value = sign_extend(cpu.gpr(RAX, half), half);
     cpu.set_gpr(RAX, size, value);
@@ -140,7 +178,7 @@ pub fn widen_accumulator(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
 
 /// CWD / CDQ (sign of the accumulator into DX / EDX).
 pub fn sign_into_dx(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    let size = d.op_size;
+    let size = accumulator_size(d);
     let negative = cpu.gpr(RAX, size) & alu::sign_bit(size) != 0;
     cpu.set_gpr(RDX, size, if negative { mask(size) } else { 0 });
     Ok(())
@@ -299,7 +337,9 @@ pub fn load_far_pointer(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
 
 /// XLAT: AL = [seg:(E)BX + AL]; iced presents it as a memory operand with base BX, index AL.
 pub fn xlat(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    let value = cpu.read_op(d, 0, 1)?;
+    // The decode step leaves AL out of the precomputed address (it is a byte register).
+    let offset = cpu.effective_address(d).wrapping_add(cpu.gpr(RAX, 1)) & mask(d.addr_size);
+    let value = cpu.read_mem(seg_of(d.insn.memory_segment()), offset, 1)?;
     cpu.set_gpr(RAX, 1, value);
     Ok(())
 }

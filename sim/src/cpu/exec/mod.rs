@@ -92,27 +92,29 @@ pub fn select(insn: &Instruction) -> (Handler, CostClass) {
     use Mnemonic as M;
     let data = data_class(insn);
     match insn.mnemonic() {
-        M::Add => (arith::binary::<{ arith::ADD }>, data),
-        M::Or => (arith::binary::<{ arith::OR }>, data),
-        M::Adc => (arith::binary::<{ arith::ADC }>, data),
-        M::Sbb => (arith::binary::<{ arith::SBB }>, data),
-        M::And => (arith::binary::<{ arith::AND }>, data),
-        M::Sub => (arith::binary::<{ arith::SUB }>, data),
-        M::Xor => (arith::binary::<{ arith::XOR }>, data),
-        M::Cmp => (arith::binary::<{ arith::CMP }>, load_if_memory(insn)),
-        M::Test => (arith::binary::<{ arith::TEST }>, load_if_memory(insn)),
+        M::Add => (binary::<{ arith::ADD }>(insn), data),
+        M::Or => (binary::<{ arith::OR }>(insn), data),
+        M::Adc => (binary::<{ arith::ADC }>(insn), data),
+        M::Sbb => (binary::<{ arith::SBB }>(insn), data),
+        M::And => (binary::<{ arith::AND }>(insn), data),
+        M::Sub => (binary::<{ arith::SUB }>(insn), data),
+        M::Xor => (binary::<{ arith::XOR }>(insn), data),
+        M::Cmp => (binary::<{ arith::CMP }>(insn), load_if_memory(insn)),
+        M::Test => (binary::<{ arith::TEST }>(insn), load_if_memory(insn)),
+        M::Inc if plain(insn, 0) => (arith::inc_dec_reg::<true>, data),
         M::Inc => (arith::inc_dec::<true>, data),
+        M::Dec if plain(insn, 0) => (arith::inc_dec_reg::<false>, data),
         M::Dec => (arith::inc_dec::<false>, data),
         M::Neg => (arith::neg, data),
         M::Not => (arith::not, data),
         M::Xadd => (arith::xadd, data),
-        M::Rol => (arith::shift::<0>, data),
-        M::Ror => (arith::shift::<1>, data),
-        M::Rcl => (arith::shift::<2>, data),
-        M::Rcr => (arith::shift::<3>, data),
-        M::Shl | M::Sal => (arith::shift::<4>, data),
-        M::Shr => (arith::shift::<5>, data),
-        M::Sar => (arith::shift::<6>, data),
+        M::Rol => (shift::<0>(insn), data),
+        M::Ror => (shift::<1>(insn), data),
+        M::Rcl => (shift::<2>(insn), data),
+        M::Rcr => (shift::<3>(insn), data),
+        M::Shl | M::Sal => (shift::<4>(insn), data),
+        M::Shr => (shift::<5>(insn), data),
+        M::Sar => (shift::<6>(insn), data),
         M::Shld => (arith::double_shift::<true>, data),
         M::Shrd => (arith::double_shift::<false>, data),
         M::Mul => (arith::mul, CostClass::Multiply),
@@ -194,6 +196,9 @@ pub fn select(insn: &Instruction) -> (Handler, CostClass) {
         M::Movsb | M::Movsw | M::Movsd if insn.op_count() == 2 && is_string_operand(insn) => {
             (string::string, CostClass::String)
         }
+        M::Cmpsd if insn.op_count() == 2 && is_string_operand(insn) => {
+            (string::string, CostClass::String)
+        }
         M::Stosb
         | M::Stosw
         | M::Stosd
@@ -202,7 +207,6 @@ pub fn select(insn: &Instruction) -> (Handler, CostClass) {
         | M::Lodsd
         | M::Cmpsb
         | M::Cmpsw
-        | M::Cmpsd
         | M::Scasb
         | M::Scasw
         | M::Scasd => (string::string, CostClass::String),
@@ -251,7 +255,48 @@ fn select_mov(insn: &Instruction, data: CostClass) -> (Handler, CostClass) {
         }
         Code::Mov_r32_dr | Code::Mov_dr_r32 => (system::mov_debug_register, CostClass::Serializing),
         Code::Mov_r32_tr | Code::Mov_tr_r32 => (unsupported, CostClass::Simple),
+        _ if plain(insn, 0) && plain(insn, 1) => (data::mov_reg_reg, data),
+        _ if plain(insn, 0) && is_immediate(insn, 1) => (data::mov_reg_imm, data),
+        _ if plain(insn, 0) && insn.op1_kind() == OpKind::Memory => (data::mov_reg_mem, data),
+        _ if insn.op0_kind() == OpKind::Memory && plain(insn, 1) => (data::mov_mem_reg, data),
         _ => (data::mov, data),
+    }
+}
+
+/// True when operand `n` is a general register the fast handlers can reach by index.
+fn plain(insn: &Instruction, n: u32) -> bool {
+    super::decode::plain_gpr(insn, n) != super::decode::NO_REG
+}
+
+fn is_immediate(insn: &Instruction, n: u32) -> bool {
+    n < insn.op_count()
+        && matches!(
+            insn.op_kind(n),
+            OpKind::Immediate8
+                | OpKind::Immediate16
+                | OpKind::Immediate32
+                | OpKind::Immediate8to16
+                | OpKind::Immediate8to32
+        )
+}
+
+/// The handler for ADD … TEST: a fast form for register destinations.
+fn binary<const OP: u8>(insn: &Instruction) -> Handler {
+    if plain(insn, 0) && plain(insn, 1) {
+        arith::binary_reg_reg::<OP>
+    } else if plain(insn, 0) && is_immediate(insn, 1) {
+        arith::binary_reg_imm::<OP>
+    } else {
+        arith::binary::<OP>
+    }
+}
+
+/// The handler for a shift or rotate: a fast form for a register by an immediate count.
+fn shift<const OP: u8>(insn: &Instruction) -> Handler {
+    if plain(insn, 0) && is_immediate(insn, 1) {
+        arith::shift_reg_imm::<OP>
+    } else {
+        arith::shift::<OP>
     }
 }
 
@@ -325,12 +370,15 @@ fn is_cmovcc(insn: &Instruction) -> bool {
     )
 }
 
-/// MOVSD is also an SSE2 mnemonic (MOVSD xmm, xmm/m64); only the string form comes here.
+/// MOVSD and CMPSD are also SSE2 mnemonics; only the string forms, which address ES:(E)DI,
+/// come here.
 fn is_string_operand(insn: &Instruction) -> bool {
-    matches!(
-        insn.op0_kind(),
-        OpKind::MemoryESDI | OpKind::MemoryESEDI | OpKind::MemoryESRDI
-    )
+    (0..insn.op_count()).any(|n| {
+        matches!(
+            insn.op_kind(n),
+            OpKind::MemoryESDI | OpKind::MemoryESEDI | OpKind::MemoryESRDI
+        )
+    })
 }
 
 /// An invalid encoding or UD0/UD1/UD2: #UD, counted as invalid.

@@ -101,7 +101,9 @@ pub fn string(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
                 let ctx = cpu.access_context();
                 let value = cpu.platform.port_read(&ctx, port, port_width(size));
                 cpu.write_mem(SegReg::Es, di, size, u64::from(value))?;
-                cpu.charge(cpu.timing.port_io);
+                if done > 0 {
+                    cpu.charge(cpu.timing.port_io);
+                }
                 advance(cpu, RDI, addr, step);
             }
             _ => {
@@ -109,7 +111,9 @@ pub fn string(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
                 let value = cpu.read_mem(source_seg, si, size)?;
                 let port = cpu.gpr(RDX, 2) as u16;
                 let ctx = cpu.access_context();
-                cpu.charge(cpu.timing.port_io);
+                if done > 0 {
+                    cpu.charge(cpu.timing.port_io);
+                }
                 advance(cpu, RSI, addr, step);
                 if cpu
                     .platform
@@ -127,8 +131,11 @@ pub fn string(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
         if !repeated {
             return Ok(());
         }
+        // The instruction's base cost paid for the first element of this step.
+        if done > 0 && !is_port_string(mnemonic) {
+            cpu.charge(cpu.timing.string_iteration);
+        }
         done += 1;
-        cpu.charge(cpu.timing.string_iteration);
         let count = cpu.gpr(RCX, addr).wrapping_sub(1) & mask(addr);
         cpu.set_gpr(RCX, addr, count);
         if let (true, Some(zf)) = (compares, zf_after) {
@@ -138,6 +145,18 @@ pub fn string(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
             }
         }
     }
+}
+
+fn is_port_string(mnemonic: Mnemonic) -> bool {
+    matches!(
+        mnemonic,
+        Mnemonic::Insb
+            | Mnemonic::Insw
+            | Mnemonic::Insd
+            | Mnemonic::Outsb
+            | Mnemonic::Outsw
+            | Mnemonic::Outsd
+    )
 }
 
 fn advance(cpu: &mut Cpu, index: usize, addr: u8, step: u64) {

@@ -127,9 +127,9 @@ fn brand_string(part: u32) -> [u32; 4] {
     out
 }
 
-/// RDTSC: the core's cycle counter.
+/// RDTSC: the core's cycle counter plus the offset a guest write to IA32_TSC set.
 pub fn rdtsc(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
-    let tsc = cpu.cycle;
+    let tsc = cpu.tsc();
     cpu.set_gpr(RAX, 4, tsc & 0xFFFF_FFFF);
     cpu.set_gpr(RDX, 4, tsc >> 32);
     Ok(())
@@ -148,7 +148,7 @@ pub fn rdmsr(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
         return Err(Fault::GP0);
     }
     let value = match cpu.gpr(RCX, 4) as u32 {
-        msr::TSC => cpu.cycle,
+        msr::TSC => cpu.tsc(),
         msr::APIC_BASE => cpu.apic_base_msr,
         msr::EFER => cpu.state.efer,
         _ => return Err(Fault::GP0),
@@ -169,7 +169,9 @@ pub fn wrmsr(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
     }
     let value = (cpu.gpr(RDX, 4) << 32) | cpu.gpr(RAX, 4);
     match cpu.gpr(RCX, 4) as u32 {
-        msr::TSC => cpu.cycle = value,
+        // Writing the TSC moves what RDTSC reads, never simulated time (SDM Vol. 3B §18.17;
+        // KVM keeps an offset the same way).
+        msr::TSC => cpu.tsc_offset = value.wrapping_sub(cpu.cycle),
         msr::APIC_BASE => {
             if value & !(APIC_BASE_WRITABLE | APIC_BASE_BSP) != 0 {
                 return Err(Fault::GP0);
@@ -211,18 +213,16 @@ pub fn load_table_register(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     Ok(())
 }
 
-/// SGDT / SIDT m: stores limit then base; with a 16-bit operand size the base's top byte is
-/// stored as zero, as QEMU does (`translate.c`, "sgdt": `andi 0xffffff` when dflag is 16).
+/// SGDT / SIDT m: stores the limit, then the full 32-bit base whatever the operand size (SDM
+/// Vol. 2B, SGDT: "Full 32-bit base address stored"; QEMU `translate.c` dropped its 24-bit
+/// mask in 2023 to match).
 pub fn store_table_register(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let table = if d.insn.mnemonic() == iced_x86::Mnemonic::Sgdt {
         cpu.state.gdtr
     } else {
         cpu.state.idtr
     };
-    let mut base = table.base & 0xFFFF_FFFF;
-    if matches!(d.insn.code(), Code::Sgdt_m1632_16 | Code::Sidt_m1632_16) {
-        base &= 0x00FF_FFFF;
-    }
+    let base = table.base & 0xFFFF_FFFF;
     let linear = cpu.operand_linear(d);
     cpu.write_linear(linear, 2, u64::from(table.limit))?;
     cpu.write_linear((linear + 2) & 0xFFFF_FFFF, 4, base)

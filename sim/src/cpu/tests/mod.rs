@@ -1,5 +1,5 @@
 //! Instruction tests: byte strings with their mnemonics, run on the test bench, checking
-//! registers, flags, memory and cycles. Each family's tests live in `exec_tests/`.
+//! registers, flags, memory and cycles. Each family's tests live in the files beside this one.
 
 use super::state::{flags, RAX, RBX, RCX, RDX, RSP};
 use super::testing::{run, Mode, CODE_BASE, STACK_TOP};
@@ -119,3 +119,12 @@ fn self_modifying_code_runs_the_new_bytes() {
     assert_eq!(bench.cpu.state.regs[RCX] & 0xFF, 3);
     assert_eq!(bench.cpu.state.regs[RDX] & 0xFF, 2);
 }
+
+mod arith;
+mod bits;
+mod control;
+mod data;
+mod faults;
+mod fuzz;
+mod string;
+mod system;

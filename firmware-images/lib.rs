@@ -1,0 +1,104 @@
+//! The firmware images smmsim runs, built from the NASM sources in `src/` and embedded.
+//!
+//! Each image is a flat 64 KiB binary meant for the top of the 32-bit address space
+//! (0xFFFF0000–0xFFFFFFFF, aliased at 0xF0000–0xFFFFF), with its reset vector, a far jump
+//! (opcode 0xEA), at offset 0xFFF0. The same bytes also boot in QEMU with
+//! `qemu-system-x86_64 -machine q35 -bios NAME.bin`, which is how `expected/NAME.txt` and
+//! `expected/NAME.status` were produced: the console output and exit status smmsim must match.
+//!
+//! The `.bin` files are committed next to their sources so that building the workspace does
+//! not need NASM; `build.sh` regenerates them and `build.sh --check` (run by the
+//! `images_match_sources` test) proves they match the sources.
+
+/// A firmware image compiled into the crate.
+///
+/// Why: smmsim selects built-in firmware by name, so it needs the bytes together
+/// with a name to look them up by and a one-line description to list them with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinImage {
+    /// The name the image is selected by; also its file stem (`src/<name>.asm`, `<name>.bin`).
+    pub name: &'static str,
+    /// The image bytes exactly as assembled: 64 KiB, reset vector at offset 0xFFF0.
+    pub bytes: &'static [u8],
+    /// One line saying what the image does, for listings and error messages.
+    pub summary: &'static str,
+}
+
+/// Every built-in image, in a stable order (the default image first).
+///
+/// Why: the simulator, the benches and the differential tests against QEMU all need the same
+/// set of images without reading files at run time.
+pub const IMAGES: &[BuiltinImage] = &[
+    BuiltinImage {
+        name: "hello",
+        bytes: include_bytes!("hello.bin"),
+        summary: "prints \"Hello from smmsim firmware!\" and exits with 0",
+    },
+    BuiltinImage {
+        name: "isa-selftest",
+        bytes: include_bytes!("isa-selftest.bin"),
+        summary: "prints the results of the x86 instruction families with known operands, in \
+                  real mode and in 32-bit protected mode, for line-by-line comparison with QEMU",
+    },
+    BuiltinImage {
+        name: "mips-loop",
+        bytes: include_bytes!("mips-loop.bin"),
+        summary: "speed benchmark: 10 million iterations of an 8-instruction loop in 32-bit \
+                  protected mode (80,000,179 instructions from reset), then \"loop done\"",
+    },
+];
+
+/// The image smmsim runs when none is named.
+///
+/// Why: a run that names no image should do something quick that proves the machine boots.
+pub const DEFAULT_IMAGE: &str = "hello";
+
+/// Looks up a built-in image by its exact name.
+///
+/// Why: the command line and scenario files name images; `None` lets the caller report the
+/// unknown name together with the list of known ones (see [`IMAGES`]).
+pub fn find(name: &str) -> Option<&'static BuiltinImage> {
+    IMAGES.iter().find(|image| image.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_image_is_64_kib_with_a_far_jump_at_the_reset_vector() {
+        for image in IMAGES {
+            assert_eq!(image.bytes.len(), 64 * 1024, "{} size", image.name);
+            assert_eq!(
+                image.bytes[0xFFF0], 0xEA,
+                "{} reset vector opcode",
+                image.name
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_the_default_exists() {
+        for (i, image) in IMAGES.iter().enumerate() {
+            assert!(
+                IMAGES[i + 1..].iter().all(|other| other.name != image.name),
+                "duplicate image name {}",
+                image.name
+            );
+        }
+        assert_eq!(IMAGES[0].name, DEFAULT_IMAGE);
+    }
+
+    #[test]
+    fn find_returns_the_named_image_and_none_for_unknown_names() {
+        for image in IMAGES {
+            let found = find(image.name).expect("listed image is found");
+            assert_eq!(found.name, image.name);
+            assert_eq!(found, image);
+        }
+        assert_eq!(find(DEFAULT_IMAGE).map(|image| image.name), Some("hello"));
+        assert!(find("no-such-image").is_none());
+        assert!(find("").is_none());
+        assert!(find("HELLO").is_none(), "names are case-sensitive");
+    }
+}
