@@ -194,7 +194,8 @@ impl GuestMemory {
                     _ => AtomicU64::from_ptr(ptr.cast()).store(value, Ordering::Relaxed),
                 }
             }
-            self.note_write(phys, u64::from(size));
+            // Aligned, so the write lies in one page.
+            self.note_write_in_page(phys);
             return;
         }
         self.write_bytewise(phys, size, value);
@@ -276,6 +277,17 @@ impl GuestMemory {
         match self.code_generations.get((phys / CODE_PAGE_BYTES) as usize) {
             Some(generation) => generation.load(Ordering::Acquire),
             None => 0,
+        }
+    }
+
+    /// [`GuestMemory::note_write`] for a write that does not cross a page boundary.
+    #[inline(always)]
+    fn note_write_in_page(&self, phys: u64) {
+        let page = (phys / CODE_PAGE_BYTES) as usize;
+        if let Some(flag) = self.code_pages.get(page) {
+            if flag.load(Ordering::Relaxed) != 0 {
+                self.invalidate_code_page(page);
+            }
         }
     }
 

@@ -1,29 +1,40 @@
-//! The decoded-instruction cache: iced-x86 decodes an instruction once, and the core reuses
-//! the result every time it runs the same bytes in the same mode.
+//! The decoded-block cache: iced-x86 decodes an instruction once, and the core reuses the
+//! result every time it runs the same bytes in the same mode.
 //!
-//! Decoding costs about 9 ns an instruction; a cache hit costs a tag compare. The flow:
-//! 1. the core computes the physical address of CS:IP and its code size (16, 32 or 64);
+//! Decoding costs about 9 ns an instruction; running a cached instruction costs a few. Code is
+//! cached in blocks — straight-line runs that end at the first instruction that may change
+//! control flow, mode or device state (branches, far transfers, interrupts, port I/O,
+//! serializing and string instructions), at a page boundary, or after [`MAX_BLOCK_LEN`]
+//! instructions — so one lookup serves a whole run of instructions. The flow:
+//! 1. the core computes the physical address of CS:IP and its code size (16 or 32);
 //! 2. [`DecodeCache::lookup`] probes one direct-mapped slot keyed by address and mode, and
-//!    takes it only if the page's code generation is the one the slot was decoded under (a
+//!    takes it only if the page's code generation is the one the block was decoded under (a
 //!    write to the page since then makes it stale);
-//! 3. on a miss it fetches 15 bytes, decodes them with iced-x86 with IP = 0 (so relative
-//!    branch targets are stored as offsets from the instruction and the entry stays valid for
-//!    any CS base that maps the same bytes), picks the handler and the cost, marks the page as
-//!    holding code, and fills the slot. An instruction that crosses a page boundary is decoded
-//!    every time, since one generation cannot vouch for two pages.
+//! 3. on a miss it decodes instruction after instruction from 15 fetched bytes each, with
+//!    iced-x86 at IP = 0 (so relative branch targets are stored as offsets from the
+//!    instruction and a block stays valid for any CS base that maps the same bytes), picks
+//!    each handler and cost, marks the page as holding code, and fills the slot;
+//! 4. the core runs the block's instructions in order and leaves it early on a fault, when the
+//!    cycle budget is spent, or when an instruction that touched memory changed the page's
+//!    code generation (self-modifying code runs the new bytes).
 //!
-//! The cache is per core and allocated on first use, so a parked core costs nothing here.
+//! An instruction that crosses a page boundary is a block of its own, decoded every time,
+//! since one generation cannot vouch for two pages. The cache is per core and allocated on
+//! first use, so a parked core costs nothing here.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
 
 use super::exec::{self, Handler};
 use super::operand::seg_of;
-use super::state::SegReg;
 use crate::memory::{GuestMemory, CODE_PAGE_BYTES};
 use crate::timing::TimingTable;
 
-/// Number of slots in a core's cache: 8,192 slots cover the hot code of any firmware image.
-pub const CACHE_SLOTS: usize = 8192;
+/// Number of block slots in a core's cache: 4,096 blocks cover the hot code of any firmware
+/// image smmsim runs.
+pub const CACHE_SLOTS: usize = 4096;
+
+/// The most instructions one block holds.
+pub const MAX_BLOCK_LEN: usize = 32;
 
 /// Marks a register slot of [`Decoded`] that holds no plain general-purpose register.
 pub const NO_REG: u8 = 0xFF;
@@ -91,27 +102,79 @@ pub struct Decoded {
     pub mem_scale: u8,
     /// The memory operand's segment, as a `SegReg` number.
     pub mem_seg: u8,
-    /// Cache tag: physical address × 4 + mode, or `u64::MAX` for a slot that never hits.
+    /// True when running the instruction may have written memory (anything but register-only
+    /// work), so the block's page must be checked for self-modification afterwards.
+    pub may_write: bool,
+    /// True when the instruction must be the last of its block.
+    ends_block: bool,
+}
+
+/// A run of decoded instructions from one page.
+pub struct Block {
+    /// Cache tag: physical address × 4 + mode, or `u64::MAX` for a block that never hits.
     tag: u64,
-    /// The code generation of the instruction's page when it was decoded.
-    generation: u32,
+    /// The code generation of the block's page when it was decoded.
+    pub generation: u32,
+    /// The instructions, in address order.
+    pub insns: Vec<Decoded>,
+}
+
+impl Block {
+    fn empty() -> Block {
+        Block {
+            tag: u64::MAX,
+            generation: 0,
+            insns: Vec::new(),
+        }
+    }
+
+    /// Decodes the block starting at `phys` into this slot, reusing its allocation; returns
+    /// how many instructions it decoded.
+    fn fill(&mut self, mem: &GuestMemory, phys: u64, mode: CodeMode, timing: &TimingTable) -> u64 {
+        // Read the generation before the bytes: a write racing with this decode then leaves
+        // the block stale rather than wrongly fresh.
+        mem.mark_code(phys);
+        self.generation = mem.code_generation(phys);
+        self.tag = (phys << 2) | mode as u64;
+        self.insns.clear();
+        let mut at = phys;
+        loop {
+            let (decoded, crosses_page) = decode(mem, at, mode, timing);
+            if crosses_page {
+                if self.insns.is_empty() {
+                    // A lone page-crossing instruction: run it, never cache it.
+                    self.tag = u64::MAX;
+                    self.insns.push(decoded);
+                }
+                break;
+            }
+            at += u64::from(decoded.len);
+            let ends = decoded.ends_block;
+            self.insns.push(decoded);
+            if ends || at % CODE_PAGE_BYTES == 0 || self.insns.len() == MAX_BLOCK_LEN {
+                break;
+            }
+        }
+        self.insns.len() as u64
+    }
 }
 
 /// Counters a report shows about the cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Instructions decoded (lookups minus these were answered from the cache).
+    /// Instructions decoded (instructions run minus these came from the cache).
     pub decodes: u64,
-    /// Decodes of instructions whose cached copy a write to their page made stale.
+    /// Blocks decoded again because a write to their page made the cached copy stale.
     pub invalidations: u64,
 }
 
-/// A core's decoded-instruction cache.
+/// A core's decoded-block cache.
 pub struct DecodeCache {
-    slots: Vec<Decoded>,
+    /// Allocated on first use, so a core that never runs costs nothing here.
+    slots: Vec<Block>,
     enabled: bool,
     timing: TimingTable,
-    scratch: Decoded,
+    scratch: Block,
     /// What the cache did.
     pub stats: CacheStats,
 }
@@ -123,7 +186,7 @@ impl DecodeCache {
         DecodeCache {
             slots: Vec::new(),
             enabled,
-            scratch: empty_slot(),
+            scratch: Block::empty(),
             timing,
             stats: CacheStats::default(),
         }
@@ -136,62 +199,37 @@ impl DecodeCache {
 
     /// First use of an enabled cache allocates its slots; a disabled cache decodes afresh.
     #[cold]
-    fn lookup_without_slots(&mut self, mem: &GuestMemory, phys: u64, mode: CodeMode) -> &Decoded {
+    fn lookup_without_slots(&mut self, mem: &GuestMemory, phys: u64, mode: CodeMode) -> &Block {
         if self.enabled {
-            self.slots = vec![empty_slot(); CACHE_SLOTS];
+            self.slots = (0..CACHE_SLOTS).map(|_| Block::empty()).collect();
             return self.lookup(mem, phys, mode);
         }
-        self.scratch = decode(mem, phys, mode, &self.timing);
-        self.stats.decodes += 1;
+        self.stats.decodes += self.scratch.fill(mem, phys, mode, &self.timing);
         &self.scratch
     }
 
-    /// The decoded instruction at `phys` in `mode`, decoding it on a miss.
+    /// The block starting at `phys` in `mode`, decoding it on a miss.
     #[inline(always)]
-    pub fn lookup(&mut self, mem: &GuestMemory, phys: u64, mode: CodeMode) -> &Decoded {
+    pub fn lookup(&mut self, mem: &GuestMemory, phys: u64, mode: CodeMode) -> &Block {
         if self.slots.is_empty() {
             return self.lookup_without_slots(mem, phys, mode);
         }
         let tag = (phys << 2) | mode as u64;
-        let index = ((phys ^ (phys >> 13)) as usize) & (CACHE_SLOTS - 1);
-        let slot = &self.slots[index];
+        let index = ((phys ^ (phys >> 12)) as usize) & (CACHE_SLOTS - 1);
+        let slot = &mut self.slots[index];
         if slot.tag != tag || slot.generation != mem.code_generation(phys) {
             if slot.tag == tag {
                 self.stats.invalidations += 1;
             }
-            self.slots[index] = decode(mem, phys, mode, &self.timing);
-            self.stats.decodes += 1;
+            self.stats.decodes += slot.fill(mem, phys, mode, &self.timing);
         }
-        &self.slots[index]
+        slot
     }
 }
 
-fn empty_slot() -> Decoded {
-    Decoded {
-        insn: Instruction::default(),
-        handler: exec::invalid_opcode,
-        cost: 1,
-        len: 1,
-        op_size: 1,
-        addr_size: 2,
-        regs: [NO_REG; 2],
-        imm: 0,
-        disp: 0,
-        mem_base: NO_REG,
-        mem_index: NO_REG,
-        mem_scale: 1,
-        mem_seg: SegReg::Ds as u8,
-        tag: u64::MAX,
-        generation: 0,
-    }
-}
-
-/// Decodes the instruction at `phys` and prepares it to run.
-fn decode(mem: &GuestMemory, phys: u64, mode: CodeMode, timing: &TimingTable) -> Decoded {
-    // Read the generation before the bytes: a write racing with this decode then leaves the
-    // slot stale rather than wrongly fresh.
-    mem.mark_code(phys);
-    let generation = mem.code_generation(phys);
+/// Decodes the instruction at `phys` and prepares it to run; also says whether it crosses
+/// into the next page.
+fn decode(mem: &GuestMemory, phys: u64, mode: CodeMode, timing: &TimingTable) -> (Decoded, bool) {
     let mut bytes = [0u8; MAX_INSTRUCTION_BYTES];
     mem.read_bytes(phys, &mut bytes);
     let mut decoder = Decoder::with_ip(mode.bitness(), &bytes, 0, DecoderOptions::NONE);
@@ -204,7 +242,7 @@ fn decode(mem: &GuestMemory, phys: u64, mode: CodeMode, timing: &TimingTable) ->
     };
     let len = insn.len().max(1) as u64;
     let crosses_page = phys % CODE_PAGE_BYTES + len > CODE_PAGE_BYTES;
-    Decoded {
+    let decoded = Decoded {
         handler,
         cost: class.cycles(timing),
         len: len as u8,
@@ -220,14 +258,13 @@ fn decode(mem: &GuestMemory, phys: u64, mode: CodeMode, timing: &TimingTable) ->
         },
         mem_scale: insn.memory_index_scale() as u8,
         mem_seg: seg_of(insn.memory_segment()) as u8,
-        tag: if crosses_page {
-            u64::MAX
-        } else {
-            (phys << 2) | mode as u64
-        },
-        generation,
+        may_write: class != exec::CostClass::Simple,
+        // An instruction that faults ends its block when it runs; an undecodable one ends it
+        // here too, so garbage after it is not decoded for nothing.
+        ends_block: class.ends_block() || insn.is_invalid(),
         insn,
-    }
+    };
+    (decoded, crosses_page)
 }
 
 /// The index into `CpuState::regs` of a general-purpose register other than AH–BH.

@@ -116,6 +116,8 @@ pub struct Cpu {
     next_rip: u64,
     /// Set when the run loop must stop after the current instruction.
     stop_requested: Option<StopReason>,
+    /// The cycle the current `run` call stops at; zero once a stop was requested.
+    run_until: u64,
 }
 
 /// IA32_APIC_BASE after RESET: base 0xFEE00000, globally enabled; bit 8 (BSP) set on CPU 0
@@ -148,6 +150,7 @@ impl Cpu {
             timing,
             next_rip: 0,
             stop_requested: None,
+            run_until: 0,
         }
     }
 
@@ -184,30 +187,37 @@ impl Cpu {
             Activity::Shutdown => return StopReason::Shutdown,
         }
         let mem = Arc::clone(&self.mem);
+        // A stop request lowers `run_until` to zero, so the loop tests one condition.
+        self.run_until = until.0;
         // Counted locally and committed on the way out: the handler call would otherwise force
         // a store per instruction.
         let mut retired = 0;
-        let reason = loop {
-            if self.cycle >= until.0 {
-                break StopReason::Budget;
-            }
+        while self.cycle < self.run_until {
+            // CS can change at the end of any block (far transfers, interrupts), so its base and
+            // code size are read afresh per block.
             let mode = self.code_mode();
-            let ip = self.state.rip & mode.ip_mask();
+            let ip_mask = mode.ip_mask();
+            let ip = self.state.rip & ip_mask;
             let phys = self.state.seg(SegReg::Cs).base.wrapping_add(ip) & 0xFFFF_FFFF;
-            let decoded = cache.lookup(&mem, phys, mode);
-            self.next_rip = (ip + u64::from(decoded.len)) & mode.ip_mask();
-            self.cycle += u64::from(decoded.cost);
-            retired += 1;
-            match (decoded.handler)(self, decoded) {
-                Ok(()) => self.state.rip = self.next_rip,
-                Err(fault) => self.deliver_fault(fault),
+            let block = cache.lookup(&mem, phys, mode);
+            for decoded in &block.insns {
+                self.next_rip = (self.state.rip + u64::from(decoded.len)) & ip_mask;
+                self.cycle += u64::from(decoded.cost);
+                retired += 1;
+                if let Err(fault) = (decoded.handler)(self, decoded) {
+                    self.deliver_fault(fault);
+                    break;
+                }
+                self.state.rip = self.next_rip;
+                if self.cycle >= self.run_until
+                    || (decoded.may_write && mem.code_generation(phys) != block.generation)
+                {
+                    break;
+                }
             }
-            if self.stop_requested.is_some() {
-                break self.stop_requested.take().unwrap_or(StopReason::Budget);
-            }
-        };
+        }
         self.stats.instructions += retired;
-        reason
+        self.stop_requested.take().unwrap_or(StopReason::Budget)
     }
 
     /// The context a device sees for an access by this core.
@@ -231,6 +241,7 @@ impl Cpu {
     /// Stops the run loop after the current instruction.
     fn request_stop(&mut self, reason: StopReason) {
         self.stop_requested = Some(reason);
+        self.run_until = 0;
     }
 
     /// Charges extra cycles beyond the instruction's base cost.

@@ -107,9 +107,13 @@ pub fn binary<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
 }
 
 /// ADD … TEST with a plain register destination and a register source: the hot form, with
-/// both registers resolved at decode time.
-pub fn binary_reg_reg<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    let size = d.op_size;
+/// both registers resolved at decode time and the operand size a constant, so masks and
+/// sign bits fold away.
+pub fn binary_reg_reg<const OP: u8, const SIZE: u8>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+) -> Result<(), Fault> {
+    let size = SIZE;
     let dst = usize::from(d.regs[0] & 15);
     let a = cpu.state.regs[dst] & mask(size);
     let b = cpu.state.regs[usize::from(d.regs[1] & 15)] & mask(size);
@@ -122,8 +126,11 @@ pub fn binary_reg_reg<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fa
 }
 
 /// ADD … TEST with a plain register destination and an immediate source.
-pub fn binary_reg_imm<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    let size = d.op_size;
+pub fn binary_reg_imm<const OP: u8, const SIZE: u8>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+) -> Result<(), Fault> {
+    let size = SIZE;
     let dst = usize::from(d.regs[0] & 15);
     let a = cpu.state.regs[dst] & mask(size);
     let (result, new_flags) = compute::<OP>(a, d.imm & mask(size), cpu.cf(), size);
@@ -135,8 +142,11 @@ pub fn binary_reg_imm<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fa
 }
 
 /// INC and DEC of a plain register.
-pub fn inc_dec_reg<const INC: bool>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    let size = d.op_size;
+pub fn inc_dec_reg<const INC: bool, const SIZE: u8>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+) -> Result<(), Fault> {
+    let size = SIZE;
     let dst = usize::from(d.regs[0] & 15);
     let old = cpu.state.regs[dst] & mask(size);
     let (result, new_flags) = if INC {
@@ -150,13 +160,35 @@ pub fn inc_dec_reg<const INC: bool>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fa
 }
 
 /// A shift or rotate of a plain register by an immediate count.
-pub fn shift_reg_imm<const OP: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+pub fn shift_reg_imm<const OP: u8, const SIZE: u8>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+) -> Result<(), Fault> {
     let op = shift_op::<OP>();
-    let size = d.op_size;
+    let size = SIZE;
     let count_mask = if size == 8 { 0x3F } else { 0x1F };
     let count = (d.imm & count_mask) as u32;
     let dst = usize::from(d.regs[0] & 15);
     let value = cpu.state.regs[dst] & mask(size);
+    let bits = 8 * u32::from(size);
+    // Rotates by less than the width are the common firmware case (hashes, bit packing);
+    // with the size a constant they fold to a host rotate.
+    if matches!(op, ShiftOp::Rol | ShiftOp::Ror) && count > 0 && count < bits {
+        let result = if op == ShiftOp::Rol {
+            ((value << count) | (value >> (bits - count))) & mask(size)
+        } else {
+            ((value >> count) | (value << (bits - count))) & mask(size)
+        };
+        let msb = result >> (bits - 1) & 1;
+        let (cf, of) = if op == ShiftOp::Rol {
+            (result & 1, msb ^ (result & 1))
+        } else {
+            (msb, msb ^ (result >> (bits - 2) & 1))
+        };
+        cpu.set_gpr(dst, size, result);
+        cpu.set_flags(flags::CF | flags::OF, (cf * flags::CF) | (of * flags::OF));
+        return Ok(());
+    }
     if let Some((result, new_flags)) = alu::shift(op, value, count, cpu.cf() != 0, size) {
         cpu.set_gpr(dst, size, result);
         cpu.set_flags(shift_flags(op), new_flags);

@@ -17,31 +17,31 @@ pub fn mov(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
 }
 
 /// MOV between plain registers.
-pub fn mov_reg_reg(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+pub fn mov_reg_reg<const SIZE: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let value = cpu.state.regs[usize::from(d.regs[1] & 15)];
-    cpu.set_gpr(usize::from(d.regs[0] & 15), d.op_size, value);
+    cpu.set_gpr(usize::from(d.regs[0] & 15), SIZE, value);
     Ok(())
 }
 
 /// MOV of an immediate into a plain register.
-pub fn mov_reg_imm(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
-    cpu.set_gpr(usize::from(d.regs[0] & 15), d.op_size, d.imm);
+pub fn mov_reg_imm<const SIZE: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+    cpu.set_gpr(usize::from(d.regs[0] & 15), SIZE, d.imm);
     Ok(())
 }
 
 /// MOV from memory into a plain register (a load).
-pub fn mov_reg_mem(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+pub fn mov_reg_mem<const SIZE: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let linear = cpu.operand_linear(d);
-    let value = cpu.read_linear(linear, d.op_size)?;
-    cpu.set_gpr(usize::from(d.regs[0] & 15), d.op_size, value);
+    let value = cpu.read_linear(linear, SIZE)?;
+    cpu.set_gpr(usize::from(d.regs[0] & 15), SIZE, value);
     Ok(())
 }
 
 /// MOV from a plain register into memory (a store).
-pub fn mov_mem_reg(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
+pub fn mov_mem_reg<const SIZE: u8>(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let linear = cpu.operand_linear(d);
     let value = cpu.state.regs[usize::from(d.regs[1] & 15)];
-    cpu.write_linear(linear, d.op_size, value)
+    cpu.write_linear(linear, SIZE, value)
 }
 
 /// MOV Sreg, r/m16: a segment load (MOV to CS is #UD, rejected by the decoder).

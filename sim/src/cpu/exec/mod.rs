@@ -53,6 +53,21 @@ pub enum CostClass {
 }
 
 impl CostClass {
+    /// True for classes whose instructions may change control flow, the mode or device state,
+    /// and so must end a decoded block (`decode.rs`). Register and memory data operations
+    /// never do; anything else may.
+    pub fn ends_block(self) -> bool {
+        !matches!(
+            self,
+            CostClass::Simple
+                | CostClass::Load
+                | CostClass::Store
+                | CostClass::Multiply
+                | CostClass::Divide
+                | CostClass::LockedRmw
+        )
+    }
+
     /// The class's cost in `timing`.
     pub fn cycles(self, timing: &TimingTable) -> u32 {
         match self {
@@ -101,9 +116,9 @@ pub fn select(insn: &Instruction) -> (Handler, CostClass) {
         M::Xor => (binary::<{ arith::XOR }>(insn), data),
         M::Cmp => (binary::<{ arith::CMP }>(insn), load_if_memory(insn)),
         M::Test => (binary::<{ arith::TEST }>(insn), load_if_memory(insn)),
-        M::Inc if plain(insn, 0) => (arith::inc_dec_reg::<true>, data),
+        M::Inc if plain(insn, 0) => (sized!(insn, arith::inc_dec_reg, true), data),
         M::Inc => (arith::inc_dec::<true>, data),
-        M::Dec if plain(insn, 0) => (arith::inc_dec_reg::<false>, data),
+        M::Dec if plain(insn, 0) => (sized!(insn, arith::inc_dec_reg, false), data),
         M::Dec => (arith::inc_dec::<false>, data),
         M::Neg => (arith::neg, data),
         M::Not => (arith::not, data),
@@ -255,13 +270,41 @@ fn select_mov(insn: &Instruction, data: CostClass) -> (Handler, CostClass) {
         }
         Code::Mov_r32_dr | Code::Mov_dr_r32 => (system::mov_debug_register, CostClass::Serializing),
         Code::Mov_r32_tr | Code::Mov_tr_r32 => (unsupported, CostClass::Simple),
-        _ if plain(insn, 0) && plain(insn, 1) => (data::mov_reg_reg, data),
-        _ if plain(insn, 0) && is_immediate(insn, 1) => (data::mov_reg_imm, data),
-        _ if plain(insn, 0) && insn.op1_kind() == OpKind::Memory => (data::mov_reg_mem, data),
-        _ if insn.op0_kind() == OpKind::Memory && plain(insn, 1) => (data::mov_mem_reg, data),
+        _ if plain(insn, 0) && plain(insn, 1) => (sized!(insn, data::mov_reg_reg), data),
+        _ if plain(insn, 0) && is_immediate(insn, 1) => (sized!(insn, data::mov_reg_imm), data),
+        _ if plain(insn, 0) && insn.op1_kind() == OpKind::Memory => {
+            (sized!(insn, data::mov_reg_mem), data)
+        }
+        _ if insn.op0_kind() == OpKind::Memory && plain(insn, 1) => {
+            (sized!(insn, data::mov_mem_reg), data)
+        }
         _ => (data::mov, data),
     }
 }
+
+/// The size in bytes of the register operand a fast handler works on: operand 0, or operand 1
+/// when operand 0 is memory (a store).
+fn register_size(insn: &Instruction) -> usize {
+    if insn.op0_kind() == OpKind::Register {
+        insn.op0_register().size()
+    } else {
+        insn.op1_register().size()
+    }
+}
+
+/// Picks the instance of a fast handler whose last const parameter is the register operand's
+/// size.
+macro_rules! sized {
+    ($insn:expr, $($handler:ident)::+ $(, $param:expr)*) => {
+        match register_size($insn) {
+            1 => $($handler)::+::<$({ $param },)* 1> as Handler,
+            2 => $($handler)::+::<$({ $param },)* 2>,
+            8 => $($handler)::+::<$({ $param },)* 8>,
+            _ => $($handler)::+::<$({ $param },)* 4>,
+        }
+    };
+}
+use sized;
 
 /// True when operand `n` is a general register the fast handlers can reach by index.
 fn plain(insn: &Instruction, n: u32) -> bool {
@@ -283,9 +326,9 @@ fn is_immediate(insn: &Instruction, n: u32) -> bool {
 /// The handler for ADD … TEST: a fast form for register destinations.
 fn binary<const OP: u8>(insn: &Instruction) -> Handler {
     if plain(insn, 0) && plain(insn, 1) {
-        arith::binary_reg_reg::<OP>
+        sized!(insn, arith::binary_reg_reg, OP)
     } else if plain(insn, 0) && is_immediate(insn, 1) {
-        arith::binary_reg_imm::<OP>
+        sized!(insn, arith::binary_reg_imm, OP)
     } else {
         arith::binary::<OP>
     }
@@ -294,7 +337,7 @@ fn binary<const OP: u8>(insn: &Instruction) -> Handler {
 /// The handler for a shift or rotate: a fast form for a register by an immediate count.
 fn shift<const OP: u8>(insn: &Instruction) -> Handler {
     if plain(insn, 0) && is_immediate(insn, 1) {
-        arith::shift_reg_imm::<OP>
+        sized!(insn, arith::shift_reg_imm, OP)
     } else {
         arith::shift::<OP>
     }

@@ -128,3 +128,44 @@ mod faults;
 mod fuzz;
 mod string;
 mod system;
+
+#[test]
+fn a_store_that_rewrites_the_next_instruction_in_its_block_runs_the_new_bytes() {
+    // Both instructions decode into one block; the store patches the second's immediate.
+    let bench = run(
+        Mode::Protected32,
+        &[
+            0xC6, 0x05, 0x08, 0x00, 0x01, 0x00, 0x05, // 0: mov byte [0x10008], 5
+            0xB0, 0x01, //                               7: mov al, 1 (patched to mov al, 5)
+        ],
+        |_| {},
+    );
+    assert_eq!(bench.cpu.state.regs[RAX] & 0xFF, 5);
+}
+
+#[test]
+fn sixteen_bit_stores_write_two_bytes() {
+    let bench = run(
+        Mode::Real,
+        &[
+            0xB8, 0x34, 0x12, //       mov ax, 0x1234
+            0xA3, 0x00, 0x01, //       mov [0x100], ax   (DS = 0)
+            0x88, 0x26, 0x10, 0x01, // mov [0x110], ah
+        ],
+        |cpu| cpu.memory().write(0x100, 4, 0xAAAA_AAAA),
+    );
+    assert_eq!(bench.read(0x100, 4), 0xAAAA_1234);
+    assert_eq!(bench.read(0x110, 1), 0x12);
+}
+
+#[test]
+fn the_cycle_budget_ends_a_run_between_instructions_of_a_block() {
+    // Ten NOPs form one block; a budget of three cycles stops after the third.
+    let mut bench = super::testing::Bench::new(Mode::Real, &[0x90; 10]);
+    assert_eq!(
+        bench.cpu.run(&mut bench.cache, smmsim_traces::Cycle(3)),
+        StopReason::Budget
+    );
+    assert_eq!(bench.cpu.stats.instructions, 3);
+    assert_eq!(bench.cpu.state.rip, 3);
+}
