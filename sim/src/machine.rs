@@ -162,7 +162,13 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let nanos = self.cycles.to_nanos(self.clock_hz);
         let mut out = String::new();
-        out.push_str(&format!("smmsim: {}\n", self.end.describe()));
+        match self.end {
+            RunEnd::CycleLimit => out.push_str(&format!(
+                "smmsim: error: the guest did not stop within {} cycles (raise --max-cycles)\n",
+                self.cycles.0
+            )),
+            end => out.push_str(&format!("smmsim: {}\n", end.describe())),
+        }
         out.push_str(&format!(
             "  simulated   {} instructions, {} cycles = {} at {:.1} GHz\n",
             self.cpu.instructions,
