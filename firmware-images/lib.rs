@@ -46,6 +46,21 @@ pub const IMAGES: &[BuiltinImage] = &[
         summary: "speed benchmark: 10 million iterations of an 8-instruction loop in 32-bit \
                   protected mode (80,000,179 instructions from reset), then \"loop done\"",
     },
+    BuiltinImage {
+        name: "mp-hello",
+        bytes: include_bytes!("mp-hello.bin"),
+        summary: "multi-processor bring-up: reads the CPU count from fw_cfg, wakes the APs with \
+                  INIT-SIPI-SIPI, each AP records its APIC ID, then prints \"cpus: N\" and the \
+                  sorted APIC IDs",
+    },
+    BuiltinImage {
+        name: "mp-loop",
+        bytes: include_bytes!("mp-loop.bin"),
+        summary: "multi-processor speed benchmark: wakes the APs like mp-hello, then every CPU \
+                  runs 5 million iterations of the mips-loop 8-instruction loop on its own \
+                  cache line (40,000,000 loop instructions per CPU); the BSP waits for the APs \
+                  and prints \"mp-loop done: N cpus\"",
+    },
 ];
 
 /// The image smmsim runs when none is named.

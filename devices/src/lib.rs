@@ -16,12 +16,18 @@
 //! 4. an access to a port no device claims reads all ones, drops writes, and is counted.
 
 pub mod access;
+pub mod apic_bus;
 pub mod bus;
 pub mod debug_exit;
 pub mod debugcon;
 pub mod effect;
+pub mod fw_cfg;
+pub mod local_apic;
 pub mod post_code;
 
 pub use access::{AccessContext, AccessWidth, ApicId, CpuIndex};
+pub use apic_bus::{decode_icr, DeliveryMode, Destination, IcrError, Ipi};
 pub use bus::{BusError, PortBus, PortDevice, UnmappedAccesses};
 pub use effect::Effect;
+pub use fw_cfg::{FwCfg, FwCfgError};
+pub use local_apic::LocalApic;

@@ -6,14 +6,19 @@
 //! - [`image`]: firmware images, checked and memory-mapped;
 //! - [`timing`]: the cycle cost of each instruction class;
 //! - [`cpu`]: one core — state, decode cache, instruction semantics, exceptions;
-//! - [`machine`]: a core, memory and the platform devices wired together and run to an end.
+//! - [`core_thread`]: a core on its own host thread, run in slices;
+//! - [`scheduler`]: quanta, the APIC bus, deterministic and parallel modes;
+//! - [`machine`]: cores, memory and the platform devices wired together and run to an end.
 
+pub mod core_thread;
 pub mod cpu;
 pub mod image;
 pub mod machine;
 pub mod memory;
+pub mod scheduler;
 pub mod timing;
 
 pub use image::{FirmwareImage, ImageError};
-pub use machine::{Machine, MachineConfig, RunEnd, RunReport};
+pub use machine::{Machine, MachineConfig, MachineError, RunEnd, RunReport};
+pub use scheduler::ExecMode;
 pub use timing::{TimingError, TimingTable};

@@ -2,13 +2,15 @@
 //! to an end.
 //!
 //! The flow of a run:
-//! 1. [`Machine::new`] maps RAM and the firmware image and puts the boot CPU in its RESET
-//!    state at the reset vector;
-//! 2. [`Machine::run`] gives the core cycle budgets until it stops: a debug-exit write, HLT
-//!    with nothing left to wake it, a triple fault, or the cycle limit;
+//! 1. [`Machine::new`] maps RAM and the firmware image and builds the present CPUs in their
+//!    RESET state: the BSP (APIC ID 0) at the reset vector, the others waiting for SIPI.
+//!    Possible but absent CPUs (up to `max_cpus`) cost nothing until hot-plug adds them;
+//! 2. [`Machine::run`] hands the cores to the scheduler (`scheduler.rs`), which runs them in
+//!    quanta on their own host threads until a debug-exit write, every CPU idle with nothing
+//!    to wake it, a triple fault, or the cycle limit;
 //! 3. device effects (console bytes, the exit request) are carried out by the platform as
-//!    the core's port accesses produce them;
-//! 4. the [`RunReport`] says how the run ended and what it cost.
+//!    the cores' port accesses produce them;
+//! 4. the [`RunReport`] says how the run ended and what it cost, per CPU and in total.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -16,16 +18,26 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use smmsim_devices::{
-    AccessContext, AccessWidth, ApicId, CpuIndex, Effect, PortBus, UnmappedAccesses,
+    AccessContext, AccessWidth, ApicId, CpuIndex, Effect, FwCfg, PortBus, UnmappedAccesses,
 };
-use smmsim_traces::{Cycle, Cycles};
+use smmsim_traces::Cycles;
 
+use crate::core_thread::{Core, CoreHandle};
 use crate::cpu::decode::{CacheStats, DecodeCache};
 use crate::cpu::state::flags;
-use crate::cpu::{Cpu, CpuStats, Platform, StopReason};
+use crate::cpu::{Activity, Cpu, CpuStats, Platform, DEFAULT_IPI_LATENCY_CYCLES};
 use crate::image::FirmwareImage;
 use crate::memory::{GuestMemory, MemoryError};
+use crate::scheduler::{ExecMode, ScheduleEnd, Scheduler};
 use crate::timing::TimingTable;
+
+/// The fw_cfg selector port; the data port follows it (QEMU `FW_CFG_IO_BASE`).
+const FW_CFG_PORT: u16 = 0x510;
+/// fw_cfg's port window: selector and data.
+const FW_CFG_PORTS: u16 = 2;
+
+/// The most CPUs a machine may have (DESIGN.md: up to 4096 logical CPUs).
+pub const MAX_CPUS: u32 = 4096;
 
 /// The default clock: 2.0 GHz (DESIGN.md §2).
 pub const DEFAULT_CLOCK_HZ: u64 = 2_000_000_000;
@@ -52,6 +64,30 @@ pub struct MachineConfig {
     pub quantum_cycles: u64,
     /// Whether cores cache decoded instructions (off only to measure what it buys).
     pub decode_cache: bool,
+    /// CPUs present at RESET (QEMU `-smp N`).
+    pub cpus: u32,
+    /// CPUs possible (QEMU `-smp N,maxcpus=M`), at most [`MAX_CPUS`].
+    pub max_cpus: u32,
+    /// How cores share the host.
+    pub mode: ExecMode,
+    /// Cycles from an IPI's send to its delivery.
+    pub ipi_latency_cycles: u64,
+}
+
+/// Why a machine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    /// Guest memory could not be set up.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// The CPU counts are inconsistent.
+    #[error("{cpus} present CPUs with maxcpus={max_cpus}: need 1 <= present <= maxcpus <= 4096")]
+    CpuCount {
+        /// Present CPUs asked for.
+        cpus: u32,
+        /// Possible CPUs asked for.
+        max_cpus: u32,
+    },
 }
 
 impl Default for MachineConfig {
@@ -63,6 +99,10 @@ impl Default for MachineConfig {
             max_cycles: DEFAULT_MAX_CYCLES,
             quantum_cycles: DEFAULT_QUANTUM_CYCLES,
             decode_cache: true,
+            cpus: 1,
+            max_cpus: 1,
+            mode: ExecMode::Deterministic,
+            ipi_latency_cycles: DEFAULT_IPI_LATENCY_CYCLES,
         }
     }
 }
@@ -76,7 +116,7 @@ pub enum RunEnd {
         /// The exit status.
         status: u32,
     },
-    /// Every core halted and nothing can wake it (no interrupt source exists yet).
+    /// Every CPU halted or waits for SIPI and no message is in flight to wake one.
     AllHalted {
         /// Whether the last core halted with IF set.
         interrupts_enabled: bool,
@@ -127,15 +167,32 @@ impl RunEnd {
     }
 }
 
+/// One CPU's share of a run.
+#[derive(Clone, Debug)]
+pub struct CpuSummary {
+    /// The CPU's APIC ID.
+    pub apic_id: u32,
+    /// Its counters.
+    pub stats: CpuStats,
+    /// Its cycle counter at the end.
+    pub cycles: u64,
+    /// What it was doing at the end.
+    pub activity: Activity,
+}
+
 /// What a run did and cost.
 #[derive(Clone, Debug)]
 pub struct RunReport {
     /// How it ended.
     pub end: RunEnd,
-    /// The boot CPU's counters.
+    /// Counters summed over every CPU.
     pub cpu: CpuStats,
-    /// Simulated cycles.
+    /// Each present CPU's share.
+    pub cpus: Vec<CpuSummary>,
+    /// Simulated cycles: the furthest any CPU's clock got.
     pub cycles: Cycles,
+    /// Host time not spent running guest code on the critical path (hand-offs, barriers).
+    pub barrier_time: Duration,
     /// Simulated clock rate.
     pub clock_hz: u64,
     /// Host time the run took.
@@ -192,6 +249,28 @@ impl RunReport {
             out.push_str(&format!("              not covered: {example}\n"));
         }
         out.push_str(&format!(
+            "  barriers    {:.3} s of host time in hand-offs and barriers\n",
+            self.barrier_time.as_secs_f64()
+        ));
+        if self.cpus.len() > 1 {
+            for cpu in self.cpus.iter().take(SUMMARY_CPU_LINES) {
+                out.push_str(&format!(
+                    "  cpu {:<4}    {} instructions, {} cycles, {} halted, {:?}\n",
+                    cpu.apic_id,
+                    cpu.stats.instructions,
+                    cpu.cycles,
+                    cpu.stats.halted_cycles,
+                    cpu.activity
+                ));
+            }
+            if self.cpus.len() > SUMMARY_CPU_LINES {
+                out.push_str(&format!(
+                    "  …           {} more CPUs\n",
+                    self.cpus.len() - SUMMARY_CPU_LINES
+                ));
+            }
+        }
+        out.push_str(&format!(
             "  ports       {} unclaimed reads, {} unclaimed writes",
             self.unmapped_ports.reads, self.unmapped_ports.writes
         ));
@@ -202,6 +281,9 @@ impl RunReport {
         out
     }
 }
+
+/// How many CPUs the summary lists one by one.
+const SUMMARY_CPU_LINES: usize = 16;
 
 /// Formats simulated nanoseconds in the largest unit that keeps three significant digits.
 pub fn human_nanos(nanos: u128) -> String {
@@ -274,74 +356,135 @@ impl Platform for MachinePlatform {
 pub struct Machine {
     config: MachineConfig,
     platform: Arc<MachinePlatform>,
-    cpu: Cpu,
-    cache: DecodeCache,
+    cores: Vec<Core>,
 }
 
 impl Machine {
-    /// Builds a one-CPU machine running `image`, its console going to `console`.
+    /// Builds a machine running `image`, its console going to `console`.
     pub fn new(
         config: MachineConfig,
         image: FirmwareImage,
         console: ConsoleSink,
-    ) -> Result<Machine, MemoryError> {
+    ) -> Result<Machine, MachineError> {
+        let (cpus, max_cpus) = (config.cpus, config.max_cpus);
+        if cpus == 0 || cpus > max_cpus || max_cpus > MAX_CPUS {
+            return Err(MachineError::CpuCount { cpus, max_cpus });
+        }
         let mem = Arc::new(GuestMemory::new(config.ram_bytes, image)?);
+        let mut ports = PortBus::with_debug_devices();
+        // fw_cfg tells firmware the CPU counts, as QEMU's does (PLATFORM.md, fw_cfg).
+        ports
+            .add(
+                FW_CFG_PORT,
+                FW_CFG_PORTS,
+                Box::new(FwCfg::new(cpus as u16, max_cpus as u16)),
+            )
+            .expect("fw_cfg's fixed window does not overlap the debug devices");
         let platform = Arc::new(MachinePlatform {
-            ports: Mutex::new(PortBus::with_debug_devices()),
+            ports: Mutex::new(ports),
             console: Mutex::new(console),
             exit_status: Mutex::new(None),
             last_post_code: Mutex::new(None),
         });
-        let shared: Arc<dyn Platform> = platform.clone();
-        let cpu = Cpu::new(CpuIndex(0), ApicId(0), mem, shared, config.timing);
-        let cache = DecodeCache::new(config.timing, config.decode_cache);
+        let cores = (0..cpus)
+            .map(|index| {
+                let shared: Arc<dyn Platform> = platform.clone();
+                let mut cpu = Cpu::new(
+                    CpuIndex(index),
+                    ApicId(index),
+                    Arc::clone(&mem),
+                    shared,
+                    config.timing,
+                );
+                cpu.set_ipi_latency(config.ipi_latency_cycles);
+                let cache = DecodeCache::new(config.timing, config.decode_cache);
+                Core { cpu, cache }
+            })
+            .collect();
         Ok(Machine {
             config,
             platform,
-            cpu,
-            cache,
+            cores,
         })
     }
 
     /// The boot CPU (for tests and tools that inspect state after a run).
     pub fn cpu(&self) -> &Cpu {
-        &self.cpu
+        &self.cores[0].cpu
     }
 
     /// Runs until the guest stops or the cycle limit is reached.
     pub fn run(&mut self) -> RunReport {
         let started = Instant::now();
-        let end = loop {
-            let until = self
-                .cpu
-                .cycle
-                .saturating_add(self.config.quantum_cycles)
-                .min(self.config.max_cycles);
-            match self.cpu.run(&mut self.cache, Cycle(until)) {
-                StopReason::Budget if self.cpu.cycle >= self.config.max_cycles => {
-                    break RunEnd::CycleLimit
-                }
-                StopReason::Budget => {}
-                StopReason::Halted => {
-                    break RunEnd::AllHalted {
-                        interrupts_enabled: self.cpu.state.rflags & flags::IF != 0,
-                    }
-                }
-                StopReason::Shutdown => break RunEnd::Shutdown,
-                StopReason::PlatformStop => {
-                    let status = self.platform.exit_status.lock().unwrap_or(1);
-                    break RunEnd::DebugExit { status };
-                }
-            }
+        let handles = std::mem::take(&mut self.cores)
+            .into_iter()
+            .map(|core| CoreHandle::Idle(Box::new(core)))
+            .collect();
+        let mut scheduler = Scheduler::new(
+            handles,
+            self.config.mode,
+            self.config.quantum_cycles,
+            self.config.max_cycles,
+        );
+        let schedule_end = scheduler.run();
+        let cycles = scheduler.machine_cycles();
+        let stats = scheduler.stats;
+        self.cores = scheduler
+            .cores
+            .into_iter()
+            .filter_map(CoreHandle::into_core)
+            .map(|core| *core)
+            .collect();
+        let bsp_if = self
+            .cores
+            .first()
+            .is_some_and(|core| core.cpu.state.rflags & flags::IF != 0);
+        let end = match schedule_end {
+            ScheduleEnd::PlatformStop => RunEnd::DebugExit {
+                status: self.platform.exit_status.lock().unwrap_or(1),
+            },
+            ScheduleEnd::Shutdown => RunEnd::Shutdown,
+            ScheduleEnd::AllIdle => RunEnd::AllHalted {
+                interrupts_enabled: bsp_if,
+            },
+            ScheduleEnd::CycleLimit => RunEnd::CycleLimit,
         };
         let _ = self.platform.console.lock().flush();
+        let mut total = CpuStats::default();
+        let mut cache = CacheStats::default();
+        let mut cpus = Vec::with_capacity(self.cores.len());
+        for core in &self.cores {
+            let stats = &core.cpu.stats;
+            total.instructions += stats.instructions;
+            total.unsupported += stats.unsupported;
+            total.invalid += stats.invalid;
+            total.exceptions += stats.exceptions;
+            total.halted_cycles += stats.halted_cycles;
+            total.ipis_sent += stats.ipis_sent;
+            total.ipis_received += stats.ipis_received;
+            total.ipis_ignored += stats.ipis_ignored;
+            total
+                .unsupported_examples
+                .extend(stats.unsupported_examples.iter().cloned());
+            cache.decodes += core.cache.stats.decodes;
+            cache.invalidations += core.cache.stats.invalidations;
+            cpus.push(CpuSummary {
+                apic_id: core.cpu.apic_id.0,
+                stats: stats.clone(),
+                cycles: core.cpu.cycle,
+                activity: core.cpu.activity,
+            });
+        }
+        total.unsupported_examples.truncate(8);
         RunReport {
             end,
-            cpu: self.cpu.stats.clone(),
-            cycles: Cycles(self.cpu.cycle),
+            cpu: total,
+            cpus,
+            cycles: Cycles(cycles.max(self.cores.first().map_or(0, |core| core.cpu.cycle))),
+            barrier_time: stats.barrier,
             clock_hz: self.config.clock_hz,
             host_time: started.elapsed(),
-            cache: self.cache.stats,
+            cache,
             unmapped_ports: self.platform.ports.lock().unmapped_accesses(),
             last_post_code: *self.platform.last_post_code.lock(),
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use smmsim::machine::{DEFAULT_MAX_CYCLES, DEFAULT_RAM_BYTES};
-use smmsim::{FirmwareImage, Machine, MachineConfig, TimingTable};
+use smmsim::{ExecMode, FirmwareImage, Machine, MachineConfig, TimingTable};
 
 /// Exit status for bad input or a host error (clap uses the same for usage errors).
 const EXIT_USAGE: u8 = 2;
@@ -43,6 +43,8 @@ Exit status:
 Examples:
   smmsim boot                              run the built-in `hello` image
   smmsim boot --builtin isa-selftest       run another built-in image
+  smmsim boot --builtin mp-hello --smp 8   eight CPUs: the BSP wakes the others with INIT-SIPI-SIPI
+  smmsim boot --smp 2,maxcpus=4096 --mode parallel
   smmsim boot --firmware OVMF.fd --max-cycles 20000000000
   smmsim boot --timing slow-io.toml        override instruction costs
 
@@ -72,6 +74,60 @@ struct BootArgs {
     /// Decode every instruction afresh (to measure what the decode cache buys).
     #[arg(long)]
     no_decode_cache: bool,
+    /// CPUs present at reset and possible, as QEMU's -smp: `N` or `N,maxcpus=M` (M <= 4096).
+    /// CPU 0 is the BSP; the others wait for INIT-SIPI-SIPI.
+    #[arg(long, value_name = "N[,maxcpus=M]", default_value = "1", value_parser = parse_smp)]
+    smp: Smp,
+    /// deterministic: the cores of a quantum take turns in APIC-ID order (bit-identical runs);
+    /// parallel: they run at once on the host's cores.
+    #[arg(long, value_enum, default_value_t = ModeArg::Deterministic)]
+    mode: ModeArg,
+    /// Cycles per quantum: how far cores run between meetings at the barrier.
+    #[arg(long, value_name = "CYCLES", default_value_t = smmsim::machine::DEFAULT_QUANTUM_CYCLES)]
+    quantum: u64,
+}
+
+/// `--mode` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Deterministic,
+    Parallel,
+}
+
+/// Present and possible CPU counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Smp {
+    cpus: u32,
+    max_cpus: u32,
+}
+
+/// Parses QEMU's `-smp` syntax (the `N` and `maxcpus=M` parts; `cpus=N` is accepted too).
+fn parse_smp(text: &str) -> Result<Smp, String> {
+    let mut cpus = None;
+    let mut max_cpus = None;
+    for (position, part) in text.split(',').enumerate() {
+        let (key, value) = match part.split_once('=') {
+            Some((key, value)) => (key, value),
+            None if position == 0 => ("cpus", part),
+            None => return Err(format!("`{part}`: expected key=value")),
+        };
+        let number: u32 = value
+            .parse()
+            .map_err(|_| format!("`{value}` is not a CPU count"))?;
+        match key {
+            "cpus" => cpus = Some(number),
+            "maxcpus" => max_cpus = Some(number),
+            _ => return Err(format!("unknown -smp key `{key}` (known: cpus, maxcpus)")),
+        }
+    }
+    let cpus = cpus.ok_or("the number of present CPUs is missing")?;
+    let max_cpus = max_cpus.unwrap_or(cpus);
+    if cpus == 0 || cpus > max_cpus || max_cpus > smmsim::machine::MAX_CPUS {
+        return Err(format!(
+            "need 1 <= cpus ({cpus}) <= maxcpus ({max_cpus}) <= 4096"
+        ));
+    }
+    Ok(Smp { cpus, max_cpus })
 }
 
 fn main() -> ExitCode {
@@ -105,10 +161,61 @@ fn boot(args: BootArgs) -> anyhow::Result<ExitCode> {
         timing,
         max_cycles: args.max_cycles,
         decode_cache: !args.no_decode_cache,
+        cpus: args.smp.cpus,
+        max_cpus: args.smp.max_cpus,
+        mode: match args.mode {
+            ModeArg::Deterministic => ExecMode::Deterministic,
+            ModeArg::Parallel => ExecMode::Parallel,
+        },
+        quantum_cycles: args.quantum.max(1),
         ..MachineConfig::default()
     };
     let mut machine = Machine::new(config, image, Box::new(std::io::stdout()))?;
     let report = machine.run();
     eprint!("{}", report.summary());
     Ok(ExitCode::from(report.end.exit_status() as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smp_accepts_qemu_syntax() {
+        assert_eq!(
+            parse_smp("4"),
+            Ok(Smp {
+                cpus: 4,
+                max_cpus: 4
+            })
+        );
+        assert_eq!(
+            parse_smp("1,maxcpus=4096"),
+            Ok(Smp {
+                cpus: 1,
+                max_cpus: 4096
+            })
+        );
+        assert_eq!(
+            parse_smp("cpus=2,maxcpus=8"),
+            Ok(Smp {
+                cpus: 2,
+                max_cpus: 8
+            })
+        );
+    }
+
+    #[test]
+    fn smp_rejects_bad_counts_with_the_value() {
+        for (text, needle) in [
+            ("0", "cpus (0)"),
+            ("4,maxcpus=2", "maxcpus (2)"),
+            ("1,maxcpus=4097", "4097"),
+            ("x", "`x`"),
+            ("2,sockets=2", "sockets"),
+        ] {
+            let err = parse_smp(text).expect_err(text);
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
 }

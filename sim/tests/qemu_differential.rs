@@ -16,7 +16,7 @@ use smmsim::{MachineConfig, RunEnd};
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Console bytes and exit status of `image` under QEMU.
-fn run_qemu(image: &[u8]) -> (Vec<u8>, i32) {
+fn run_qemu(image: &[u8], cpus: u32) -> (Vec<u8>, i32) {
     let qemu = "qemu-system-x86_64";
     if Command::new(qemu).arg("--version").output().is_err() {
         panic!("{qemu} is not installed; install it with `apt-get install -y qemu-system-x86`");
@@ -34,6 +34,7 @@ fn run_qemu(image: &[u8]) -> (Vec<u8>, i32) {
             "-bios",
         ])
         .arg(&bios.0)
+        .args(["-smp", &cpus.to_string()])
         .arg("-debugcon")
         .arg(format!("file:{}", console.0.display()))
         .args([
@@ -62,10 +63,16 @@ fn run_qemu(image: &[u8]) -> (Vec<u8>, i32) {
     (output, status.code().expect("QEMU exited normally"))
 }
 
-fn compare(name: &str) {
+fn compare(name: &str, cpus: u32) {
     let image = smmsim_firmware::find(name).expect("built-in image").bytes;
-    let (qemu_console, qemu_status) = run_qemu(image);
-    let (console, report) = run_builtin(name, MachineConfig::default());
+    let (qemu_console, qemu_status) = run_qemu(image, cpus);
+    let config = MachineConfig {
+        cpus,
+        max_cpus: cpus,
+        ..MachineConfig::default()
+    };
+    let (console, report) = run_builtin(name, config);
+    let name = format!("{name} -smp {cpus}");
     let status = match report.end {
         RunEnd::DebugExit { status } => (status & 0xFF) as i32,
         other => panic!("{name}: smmsim ended with {other:?}, QEMU with status {qemu_status}"),
@@ -89,6 +96,13 @@ fn compare(name: &str) {
 #[test]
 fn every_builtin_image_matches_qemu() {
     for image in smmsim_firmware::IMAGES {
-        compare(image.name);
+        compare(image.name, 1);
+    }
+}
+
+#[test]
+fn mp_hello_matches_qemu_with_many_cpus() {
+    for cpus in [2, 4, 8, 64] {
+        compare("mp-hello", cpus);
     }
 }

@@ -58,6 +58,16 @@ impl Cpu {
         Ok(())
     }
 
+    /// Delivers an external (APIC) interrupt at the current instruction boundary; a fault
+    /// while delivering it escalates as any fault does.
+    pub(super) fn external_interrupt(&mut self, vector: u8) {
+        self.charge(self.timing.interrupt);
+        let return_ip = self.state.rip;
+        if let Err(fault) = self.deliver(vector, return_ip, None, false) {
+            self.deliver_fault(fault);
+        }
+    }
+
     /// Transfers control to the handler of `vector`, saving FLAGS, CS and `return_ip`.
     /// On success IP points at the handler (both `rip` and `next_rip`).
     fn deliver(

@@ -132,12 +132,19 @@ impl Cpu {
     /// Reads `size` bytes at a linear address. (Paging, when it arrives, faults here.)
     #[inline(always)]
     pub(super) fn read_linear(&mut self, linear: u64, size: u8) -> Result<u64, Fault> {
+        if self.is_apic_mmio(linear) {
+            return Ok(self.apic_mmio_read(linear, size));
+        }
         Ok(self.mem.read(linear, size))
     }
 
     /// Writes `size` bytes at a linear address.
     #[inline(always)]
     pub(super) fn write_linear(&mut self, linear: u64, size: u8, value: u64) -> Result<(), Fault> {
+        if self.is_apic_mmio(linear) {
+            self.apic_mmio_write(linear, value & mask(size));
+            return Ok(());
+        }
         self.mem.write(linear, size, value & mask(size));
         Ok(())
     }

@@ -147,7 +147,9 @@ pub fn rdmsr(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
     if cpu.cpl() != 0 {
         return Err(Fault::GP0);
     }
-    let value = match cpu.gpr(RCX, 4) as u32 {
+    let msr_index = cpu.gpr(RCX, 4) as u32;
+    let value = match msr_index {
+        index if super::super::apic::X2APIC_MSRS.contains(&index) => cpu.x2apic_msr_read(index)?,
         msr::TSC => cpu.tsc(),
         msr::APIC_BASE => cpu.apic_base_msr,
         msr::EFER => cpu.state.efer,
@@ -169,6 +171,9 @@ pub fn wrmsr(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
     }
     let value = (cpu.gpr(RDX, 4) << 32) | cpu.gpr(RAX, 4);
     match cpu.gpr(RCX, 4) as u32 {
+        index if super::super::apic::X2APIC_MSRS.contains(&index) => {
+            cpu.x2apic_msr_write(index, value)?
+        }
         // Writing the TSC moves what RDTSC reads, never simulated time (SDM Vol. 3B §18.17;
         // KVM keeps an offset the same way).
         msr::TSC => cpu.tsc_offset = value.wrapping_sub(cpu.cycle),
@@ -177,6 +182,7 @@ pub fn wrmsr(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
                 return Err(Fault::GP0);
             }
             cpu.apic_base_msr = (value & APIC_BASE_WRITABLE) | (cpu.apic_base_msr & APIC_BASE_BSP);
+            cpu.apic_base_changed();
         }
         msr::EFER => {
             // SCE (0), LME (8), NXE (11) are writable; LMA (10) is set by the processor.

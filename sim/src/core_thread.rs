@@ -1,0 +1,178 @@
+//! A simulated core on its own host thread, and the slices of time the machine hands it.
+//!
+//! A core starts without a thread: a CPU that waits for SIPI until the end of a run costs one
+//! struct and no thread. The first slice it is given spawns its thread, which from then on
+//! owns the core and runs slices on request:
+//! 1. the machine sends a [`Slice`]: run until this cycle, applying these APIC-bus messages at
+//!    their delivery cycles;
+//! 2. the thread runs the core, applying each message at the first instruction boundary at or
+//!    after its cycle, then up to the slice's end;
+//! 3. it answers with a [`SliceReport`]: where the core stopped, why, and the IPIs it sent.
+//!
+//! The machine may send to many threads before collecting (parallel mode) or one at a time in
+//! APIC-ID order (deterministic mode); the protocol is the same.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{bounded, Receiver, Sender};
+use smmsim_devices::Ipi;
+use smmsim_traces::Cycle;
+
+use crate::cpu::decode::DecodeCache;
+use crate::cpu::{Activity, Cpu, StopReason};
+
+/// Host stack for a core thread: the interpreter does not recurse, 1 MiB is ample.
+const CORE_THREAD_STACK_BYTES: usize = 1 << 20;
+
+/// A core with its decode cache.
+pub struct Core {
+    /// The CPU.
+    pub cpu: Cpu,
+    /// Its decoded-block cache.
+    pub cache: DecodeCache,
+}
+
+/// One slice of simulated time for one core.
+pub struct Slice {
+    /// Run until the core's cycle counter reaches this.
+    pub until: Cycle,
+    /// Messages to apply, in delivery order, each at its cycle.
+    pub deliveries: Vec<(Cycle, Ipi)>,
+    /// End the slice at the first IPI the core sends (used when one core runs alone in long
+    /// batches, so its IPIs are still delivered on time).
+    pub stop_on_ipi: bool,
+}
+
+/// What a slice did.
+pub struct SliceReport {
+    /// Why the core stopped.
+    pub stop: StopReason,
+    /// The core's activity afterwards.
+    pub activity: Activity,
+    /// The core's cycle counter afterwards.
+    pub cycle: u64,
+    /// IPIs sent during the slice, with their delivery cycles.
+    pub outbox: Vec<(Cycle, Ipi)>,
+    /// Host time the slice took on its thread.
+    pub busy: Duration,
+}
+
+impl Core {
+    /// Runs one slice on the calling thread.
+    pub fn run_slice(&mut self, slice: Slice) -> SliceReport {
+        let started = Instant::now();
+        self.cpu.set_stop_on_ipi(slice.stop_on_ipi);
+        let mut stop = None;
+        for (at, ipi) in &slice.deliveries {
+            if self.cpu.activity == Activity::Running && self.cpu.cycle < at.0 {
+                match self.cpu.run(&mut self.cache, *at) {
+                    StopReason::PlatformStop => {
+                        stop = Some(StopReason::PlatformStop);
+                        break;
+                    }
+                    StopReason::Shutdown => {
+                        stop = Some(StopReason::Shutdown);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            self.cpu.receive(*at, ipi);
+        }
+        let stop = stop.unwrap_or_else(|| self.cpu.run(&mut self.cache, slice.until));
+        SliceReport {
+            stop,
+            activity: self.cpu.activity,
+            cycle: self.cpu.cycle,
+            outbox: std::mem::take(&mut self.cpu.outbox),
+            busy: started.elapsed(),
+        }
+    }
+}
+
+/// A core, either waiting off-thread or living on its own thread.
+pub enum CoreHandle {
+    /// Not yet given a slice: no thread.
+    Idle(Box<Core>),
+    /// On its thread.
+    Threaded {
+        /// Slices to the thread.
+        slices: Sender<Slice>,
+        /// Reports back.
+        reports: Receiver<SliceReport>,
+        /// The thread, which returns the core when its slice channel closes.
+        thread: JoinHandle<Box<Core>>,
+    },
+    /// Transitional state while a core moves onto its thread.
+    Moving,
+}
+
+impl CoreHandle {
+    /// Sends a slice to the core's thread, spawning the thread first if needed.
+    pub fn start(&mut self, slice: Slice) -> std::io::Result<()> {
+        if let CoreHandle::Idle(_) = self {
+            let CoreHandle::Idle(core) = std::mem::replace(self, CoreHandle::Moving) else {
+                return Ok(());
+            };
+            let (slice_tx, slice_rx) = bounded::<Slice>(1);
+            let (report_tx, report_rx) = bounded::<SliceReport>(1);
+            let name = format!("cpu{}", core.cpu.apic_id.0);
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .stack_size(CORE_THREAD_STACK_BYTES)
+                .spawn(move || core_thread(core, slice_rx, report_tx))?;
+            *self = CoreHandle::Threaded {
+                slices: slice_tx,
+                reports: report_rx,
+                thread,
+            };
+        }
+        if let CoreHandle::Threaded { slices, .. } = self {
+            // The thread only stops when this sender is dropped, so the send succeeds.
+            let _ = slices.send(slice);
+        }
+        Ok(())
+    }
+
+    /// Waits for the report of the slice last started.
+    pub fn finish(&mut self) -> Option<SliceReport> {
+        match self {
+            CoreHandle::Threaded { reports, .. } => reports.recv().ok(),
+            _ => None,
+        }
+    }
+
+    /// Stops the thread (if any) and gives the core back.
+    pub fn into_core(self) -> Option<Box<Core>> {
+        match self {
+            CoreHandle::Idle(core) => Some(core),
+            CoreHandle::Threaded { slices, thread, .. } => {
+                drop(slices);
+                thread.join().ok()
+            }
+            CoreHandle::Moving => None,
+        }
+    }
+
+    /// The core's activity, for a core that never got a thread.
+    pub fn idle_activity(&self) -> Option<Activity> {
+        match self {
+            CoreHandle::Idle(core) => Some(core.cpu.activity),
+            _ => None,
+        }
+    }
+}
+
+fn core_thread(
+    mut core: Box<Core>,
+    slices: Receiver<Slice>,
+    reports: Sender<SliceReport>,
+) -> Box<Core> {
+    while let Ok(slice) = slices.recv() {
+        if reports.send(core.run_slice(slice)).is_err() {
+            break;
+        }
+    }
+    core
+}

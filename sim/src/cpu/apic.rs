@@ -1,0 +1,162 @@
+//! The core's side of its local APIC: the xAPIC MMIO page and x2APIC MSRs, IPIs sent into the
+//! outbox, messages arriving from the APIC bus (INIT, SIPI, fixed interrupts), and taking a
+//! fixed interrupt through the IVT/IDT.
+//!
+//! The flow of an IPI:
+//! 1. the guest writes the ICR (MMIO offset 0x300 or MSR 0x830); the APIC decodes it;
+//! 2. the core stamps it with its cycle plus the IPI latency and puts it in its outbox;
+//! 3. the machine takes outboxes at quantum ends and hands each message to its targets;
+//! 4. the target applies it at an instruction boundary at or after the delivery cycle
+//!    ([`Cpu::receive`]): INIT resets it to wait-for-SIPI (SMBASE kept), SIPI starts it at
+//!    vector × 4096, a fixed interrupt goes to the IRR and is taken when IF = 1.
+
+use smmsim_devices::{DeliveryMode, Ipi};
+use smmsim_traces::Cycle;
+
+use super::state::{flags, SegReg, Segment};
+use super::{Activity, Cpu, Fault, StopReason, APIC_BASE_ADDRESS_MASK};
+
+/// Size of the xAPIC MMIO page.
+const APIC_MMIO_BYTES: u64 = 0x1000;
+/// IA32_APIC_BASE bit 10: x2APIC mode.
+const APIC_BASE_X2APIC: u64 = 1 << 10;
+/// IA32_APIC_BASE bit 11: the APIC is globally enabled.
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+/// The x2APIC MSR range (SDM Vol. 3A §12.12.1).
+pub(super) const X2APIC_MSRS: std::ops::RangeInclusive<u32> = 0x800..=0x8FF;
+
+impl Cpu {
+    /// True when `linear` falls in this core's xAPIC MMIO page.
+    #[inline(always)]
+    pub(super) fn is_apic_mmio(&self, linear: u64) -> bool {
+        linear.wrapping_sub(self.apic_mmio_base) < APIC_MMIO_BYTES
+    }
+
+    /// A read of the xAPIC page (any width; the APIC's registers are 32-bit and 16-byte
+    /// aligned, so a read returns the bytes of the register it falls in).
+    pub(super) fn apic_mmio_read(&mut self, linear: u64, size: u8) -> u64 {
+        self.charge(self.timing.mmio);
+        let offset = (linear - self.apic_mmio_base) as u32;
+        let register = self.apic.mmio_read(offset & !3);
+        u64::from(register >> (8 * (offset & 3))) & super::alu::mask(size.min(4))
+    }
+
+    /// A write to the xAPIC page; a write to the ICR sends an IPI.
+    pub(super) fn apic_mmio_write(&mut self, linear: u64, value: u64) {
+        self.charge(self.timing.mmio);
+        let offset = (linear - self.apic_mmio_base) as u32;
+        if let Some(ipi) = self.apic.mmio_write(offset & !3, value as u32) {
+            self.send_ipi(ipi);
+        }
+    }
+
+    /// RDMSR of an x2APIC register; `Err` is #GP(0) (e.g. not in x2APIC mode).
+    pub(super) fn x2apic_msr_read(&mut self, msr: u32) -> Result<u64, Fault> {
+        self.apic.msr_read(msr).ok_or(Fault::GP0)
+    }
+
+    /// WRMSR of an x2APIC register; a write to the ICR sends an IPI.
+    pub(super) fn x2apic_msr_write(&mut self, msr: u32, value: u64) -> Result<(), Fault> {
+        match self.apic.msr_write(msr, value) {
+            Ok(Some(ipi)) => {
+                self.send_ipi(ipi);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(()) => Err(Fault::GP0),
+        }
+    }
+
+    /// Applies a new IA32_APIC_BASE value to the APIC's mode and MMIO window.
+    pub(super) fn apic_base_changed(&mut self) {
+        let msr = self.apic_base_msr;
+        let enabled = msr & APIC_BASE_ENABLE != 0;
+        let x2apic = enabled && msr & APIC_BASE_X2APIC != 0;
+        self.apic.set_x2apic(x2apic);
+        self.apic_mmio_base = if enabled && !x2apic {
+            msr & APIC_BASE_ADDRESS_MASK
+        } else {
+            u64::MAX
+        };
+    }
+
+    fn send_ipi(&mut self, ipi: Ipi) {
+        self.stats.ipis_sent += 1;
+        let delivery = Cycle(self.cycle.saturating_add(self.ipi_latency_cycles));
+        self.outbox.push((delivery, ipi));
+        if self.stop_on_ipi {
+            self.request_stop(StopReason::IpiSent);
+        }
+    }
+
+    /// Makes every IPI send end the current `run` call, so a machine running one core in long
+    /// batches can deliver the IPI on time.
+    pub fn set_stop_on_ipi(&mut self, stop: bool) {
+        self.stop_on_ipi = stop;
+    }
+
+    /// Sets the send-to-delivery latency of this core's IPIs.
+    pub fn set_ipi_latency(&mut self, cycles: u64) {
+        self.ipi_latency_cycles = cycles;
+    }
+
+    /// Acts on an APIC-bus message delivered at `at`. A core that was halted or waiting for
+    /// SIPI has its clock jump to `at` (the skipped time counts as halted).
+    pub fn receive(&mut self, at: Cycle, ipi: &Ipi) {
+        if self.activity != Activity::Running && self.cycle < at.0 {
+            self.stats.halted_cycles += at.0 - self.cycle;
+            self.cycle = at.0;
+        }
+        self.stats.ipis_received += 1;
+        match ipi.mode {
+            DeliveryMode::Init if ipi.level_assert => self.init(),
+            // INIT level de-assert is a no-op on processors since the Pentium 4 (PLATFORM.md).
+            DeliveryMode::Init => {}
+            DeliveryMode::Startup => self.start_up(ipi.vector),
+            DeliveryMode::Fixed | DeliveryMode::LowestPriority => {
+                self.apic.accept_fixed(ipi.vector);
+                self.irq_pending = true;
+                if self.activity == Activity::Halted && self.state.rflags & flags::IF != 0 {
+                    self.activity = Activity::Running;
+                }
+            }
+            // SMI and NMI take effect once SMM is modelled; until then they are counted.
+            DeliveryMode::Smi | DeliveryMode::Nmi => self.stats.ipis_ignored += 1,
+        }
+    }
+
+    /// INIT: architectural state back to its INIT values, the core waits for SIPI. The
+    /// APIC keeps its ID and base; SMBASE (when it arrives) is kept too (SDM Vol. 3A Table
+    /// 10-1).
+    pub fn init(&mut self) {
+        self.state = self.state.at_init();
+        self.apic.reset();
+        self.irq_pending = false;
+        if self.activity != Activity::Shutdown {
+            self.activity = Activity::WaitForSipi;
+        }
+    }
+
+    /// SIPI: a core waiting for it starts in real mode at vector:0000 (CS base vector × 4096);
+    /// any other core ignores it (SDM Vol. 3A §10.4.4.1).
+    fn start_up(&mut self, vector: u8) {
+        if self.activity != Activity::WaitForSipi {
+            return;
+        }
+        let selector = u16::from(vector) << 8;
+        self.state.segs[SegReg::Cs as usize] = Segment::real_mode(selector);
+        self.state.rip = 0;
+        self.activity = Activity::Running;
+    }
+
+    /// Takes the highest-priority pending fixed interrupt through the IVT/IDT.
+    pub(super) fn take_interrupt(&mut self) {
+        let Some(vector) = self.apic.acknowledge() else {
+            self.irq_pending = false;
+            return;
+        };
+        self.irq_pending = self.apic.pending_vector().is_some();
+        self.next_rip = self.state.rip;
+        self.external_interrupt(vector);
+    }
+}
