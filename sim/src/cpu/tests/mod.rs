@@ -120,6 +120,7 @@ fn self_modifying_code_runs_the_new_bytes() {
     assert_eq!(bench.cpu.state.regs[RDX] & 0xFF, 2);
 }
 
+mod apic;
 mod arith;
 mod bits;
 mod control;
