@@ -1,6 +1,8 @@
 //! `smp_active_scaling`: guest instructions per host second when one core runs the `mp-loop`
 //! compute loop alone, and when two cores run it at once — in parallel mode (two host
-//! threads at a time) and in deterministic mode (turns in APIC-ID order).
+//! threads at a time) and in deterministic mode (turns in APIC-ID order) — at quanta of
+//! 1,000 (the default), 10,000 and 100,000 cycles, since the quantum trades host hand-offs
+//! against how finely shared memory interleaves (DESIGN.md §2).
 //!
 //! Criterion prints throughput in guest instructions per second (elements/s). Run with
 //! `cargo bench -p smmsim-benches --bench smp_active_scaling`.
@@ -11,7 +13,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use smmsim::{ExecMode, FirmwareImage, Machine, MachineConfig, RunEnd};
 
-fn boot(cpus: u32, mode: ExecMode) -> u64 {
+fn boot(cpus: u32, mode: ExecMode, quantum_cycles: u64) -> u64 {
     let image = FirmwareImage::builtin("mp-loop").expect("mp-loop is a built-in image");
     let config = MachineConfig {
         cpus,
@@ -33,15 +35,26 @@ fn boot(cpus: u32, mode: ExecMode) -> u64 {
 fn smp_active_scaling(c: &mut Criterion) {
     let mut group = c.benchmark_group("smp_active_scaling");
     group.sample_size(10);
-    for (name, cpus, mode) in [
-        ("1_core", 1, ExecMode::Deterministic),
-        ("2_cores_parallel", 2, ExecMode::Parallel),
-        ("2_cores_deterministic", 2, ExecMode::Deterministic),
-    ] {
-        let instructions = boot(cpus, mode);
+    let mut cases = vec![("1_core".to_owned(), 1, ExecMode::Deterministic, 1_000)];
+    for quantum in [1_000, 10_000, 100_000] {
+        cases.push((
+            format!("2_cores_parallel/q{quantum}"),
+            2,
+            ExecMode::Parallel,
+            quantum,
+        ));
+        cases.push((
+            format!("2_cores_deterministic/q{quantum}"),
+            2,
+            ExecMode::Deterministic,
+            quantum,
+        ));
+    }
+    for (name, cpus, mode, quantum) in cases {
+        let instructions = boot(cpus, mode, quantum);
         eprintln!("smp_active_scaling/{name}: {instructions} guest instructions per boot");
         group.throughput(Throughput::Elements(instructions));
-        group.bench_function(name, |b| b.iter(|| boot(cpus, mode)));
+        group.bench_function(&name, |b| b.iter(|| boot(cpus, mode, quantum)));
     }
     group.finish();
 }
