@@ -19,6 +19,7 @@ fn boot(cpus: u32, mode: ExecMode, quantum_cycles: u64) -> u64 {
         cpus,
         max_cpus: cpus,
         mode,
+        quantum_cycles,
         ..MachineConfig::default()
     };
     let mut machine =
