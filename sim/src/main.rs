@@ -50,7 +50,7 @@ Examples:
 
 Timing file keys (cycles per instruction class, any subset): simple, load, store, branch,
 multiply, divide, locked_rmw, string_iteration, port_io, mmio, serializing, far_transfer,
-interrupt, pause.")]
+interrupt, pause, smi_entry, rsm.")]
     Boot(BootArgs),
 }
 

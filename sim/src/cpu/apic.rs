@@ -109,7 +109,11 @@ impl Cpu {
         }
         self.stats.ipis_received += 1;
         match ipi.mode {
-            DeliveryMode::Init if ipi.level_assert => self.init(),
+            DeliveryMode::Init if ipi.level_assert => {
+                if self.init_allowed() {
+                    self.init();
+                }
+            }
             // INIT level de-assert is a no-op on processors since the Pentium 4 (PLATFORM.md).
             DeliveryMode::Init => {}
             DeliveryMode::Startup => self.start_up(ipi.vector),
@@ -120,14 +124,19 @@ impl Cpu {
                     self.activity = Activity::Running;
                 }
             }
-            // SMI and NMI take effect once SMM is modelled; until then they are counted.
-            DeliveryMode::Smi | DeliveryMode::Nmi => self.stats.ipis_ignored += 1,
+            DeliveryMode::Smi => self.raise_smi(),
+            DeliveryMode::Nmi => {
+                self.smm.nmi_pending = true;
+                if self.activity == Activity::Halted {
+                    self.activity = Activity::Running;
+                }
+            }
         }
     }
 
     /// INIT: architectural state back to its INIT values, the core waits for SIPI. The
-    /// APIC keeps its ID and base; SMBASE (when it arrives) is kept too (SDM Vol. 3A Table
-    /// 10-1).
+    /// APIC keeps its ID and base, and SMBASE is kept (SDM Vol. 3A Table 10-1; SDM Vol. 3C
+    /// §32.5.1: INIT does not change SMBASE).
     pub fn init(&mut self) {
         self.state = self.state.at_init();
         self.apic.reset();

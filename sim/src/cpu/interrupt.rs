@@ -185,6 +185,10 @@ impl Cpu {
         }
         self.load_code_segment(cs)?;
         self.adjust_sp(3 * u64::from(size));
+        // IRET ends an NMI handler's blocking; in SMM, NMIs stay blocked until RSM.
+        if !self.smm.in_smm {
+            self.smm.nmi_blocked = false;
+        }
         let writable = if size == 2 {
             flags::POPF_WRITABLE & 0xFFFF
         } else {

@@ -21,6 +21,7 @@ pub mod fault;
 mod interrupt;
 mod operand;
 mod segment;
+pub mod smm;
 pub mod state;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -36,6 +37,7 @@ use crate::memory::GuestMemory;
 use crate::timing::TimingTable;
 use decode::{CodeMode, DecodeCache};
 pub use fault::Fault;
+use smm::{Profile, SaveStateLayout, SmmState};
 use state::{CpuState, SegReg};
 
 /// What a core needs from the platform around it: port I/O (and, later, MMIO and the APIC
@@ -98,8 +100,12 @@ pub struct CpuStats {
     pub ipis_sent: u64,
     /// IPIs delivered to this core.
     pub ipis_received: u64,
-    /// Deliveries the core does not act on yet (SMI, NMI: they arrive with SMM).
+    /// Deliveries the core does not act on (reserved for modes smmsim does not model).
     pub ipis_ignored: u64,
+    /// Times the core entered SMM.
+    pub smm_entries: u64,
+    /// RSMs executed.
+    pub rsm_count: u64,
 }
 
 /// How many uncovered instructions the report names.
@@ -125,6 +131,8 @@ pub struct Cpu {
     pub tsc_offset: u64,
     /// The core's local APIC.
     pub apic: LocalApic,
+    /// SMBASE, SMM and the pending SMI/NMI/INIT bookkeeping.
+    pub smm: SmmState,
     /// Set when the APIC may hold a fixed interrupt to take; cleared when it has none.
     irq_pending: bool,
     /// IPIs sent and not yet handed to the APIC bus, each with its delivery cycle.
@@ -185,6 +193,7 @@ impl Cpu {
             apic_base_msr: APIC_BASE_DEFAULT | bsp,
             tsc_offset: 0,
             apic: LocalApic::new(apic_id),
+            smm: SmmState::at_reset(SaveStateLayout::default(), Profile::default()),
             irq_pending: false,
             outbox: Vec::new(),
             ipi_latency_cycles: DEFAULT_IPI_LATENCY_CYCLES,
@@ -239,7 +248,13 @@ impl Cpu {
         // a store per instruction.
         let mut retired = 0;
         while self.cycle < self.run_until {
-            if self.irq_pending && self.state.rflags & state::flags::IF != 0 {
+            if self.smm.smi_pending || self.smm.nmi_pending {
+                self.take_smm_events();
+                if self.run_until == 0 {
+                    break;
+                }
+            }
+            if self.irq_pending && self.state.rflags & state::flags::IF != 0 && !self.smm.in_smm {
                 self.take_interrupt();
                 if self.run_until == 0 {
                     break;
@@ -277,7 +292,7 @@ impl Cpu {
         AccessContext {
             cpu: self.index,
             apic_id: self.apic_id,
-            in_smm: false,
+            in_smm: self.smm.in_smm,
             cycle: self.now(),
         }
     }

@@ -254,6 +254,7 @@ pub fn select(insn: &Instruction) -> (Handler, CostClass) {
         M::Smsw => (system::smsw, CostClass::Simple),
         M::Lmsw => (system::lmsw, CostClass::Serializing),
         M::Clts => (system::clts, CostClass::Serializing),
+        M::Rsm => (system::rsm, CostClass::FarTransfer),
         M::Ud0 | M::Ud1 | M::Ud2 => (invalid_opcode, CostClass::Simple),
         _ => (unsupported, CostClass::Simple),
     }

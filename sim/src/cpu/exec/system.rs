@@ -340,6 +340,15 @@ pub fn lmsw(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     Ok(())
 }
 
+/// RSM: #UD outside SMM (SDM Vol. 2B, RSM); otherwise leaves SMM (`smm.rs`).
+pub fn rsm(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
+    if !cpu.smm.in_smm {
+        return Err(Fault::InvalidOpcode);
+    }
+    cpu.resume_from_smm();
+    Ok(())
+}
+
 /// CLTS: clears CR0.TS.
 pub fn clts(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
     if cpu.cpl() != 0 {

@@ -127,6 +127,7 @@ mod control;
 mod data;
 mod faults;
 mod fuzz;
+mod smm;
 mod string;
 mod system;
 
