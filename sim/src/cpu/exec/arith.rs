@@ -113,15 +113,8 @@ pub fn binary_reg_reg<const OP: u8, const SIZE: u8>(
     cpu: &mut Cpu,
     d: &Decoded,
 ) -> Result<(), Fault> {
-    let size = SIZE;
-    let dst = usize::from(d.regs[0] & 15);
-    let a = cpu.state.regs[dst] & mask(size);
-    let b = cpu.state.regs[usize::from(d.regs[1] & 15)] & mask(size);
-    let (result, new_flags) = compute::<OP>(a, b, cpu.cf(), size);
-    if OP != CMP && OP != TEST {
-        cpu.set_gpr(dst, size, result);
-    }
-    cpu.set_flags(flags::ARITH, new_flags);
+    let source = cpu.state.regs[usize::from(d.regs[1] & 15)];
+    binary_into_register::<OP, SIZE>(cpu, d, source);
     Ok(())
 }
 
@@ -130,15 +123,20 @@ pub fn binary_reg_imm<const OP: u8, const SIZE: u8>(
     cpu: &mut Cpu,
     d: &Decoded,
 ) -> Result<(), Fault> {
-    let size = SIZE;
+    binary_into_register::<OP, SIZE>(cpu, d, d.imm);
+    Ok(())
+}
+
+/// The shared body of the register-destination fast forms: `dst OP= source`.
+#[inline(always)]
+fn binary_into_register<const OP: u8, const SIZE: u8>(cpu: &mut Cpu, d: &Decoded, source: u64) {
     let dst = usize::from(d.regs[0] & 15);
-    let a = cpu.state.regs[dst] & mask(size);
-    let (result, new_flags) = compute::<OP>(a, d.imm & mask(size), cpu.cf(), size);
+    let a = cpu.state.regs[dst] & mask(SIZE);
+    let (result, new_flags) = compute::<OP>(a, source & mask(SIZE), cpu.cf(), SIZE);
     if OP != CMP && OP != TEST {
-        cpu.set_gpr(dst, size, result);
+        cpu.set_gpr(dst, SIZE, result);
     }
     cpu.set_flags(flags::ARITH, new_flags);
-    Ok(())
 }
 
 /// INC and DEC of a plain register.

@@ -7,16 +7,7 @@ use smmsim_traces::Cycle;
 use super::super::state::{flags, SegReg, RAX, RBX};
 use super::super::testing::{Bench, Mode, CODE_BASE};
 use super::super::{Activity, StopReason, DEFAULT_IPI_LATENCY_CYCLES};
-
-fn ipi(mode: DeliveryMode, vector: u8) -> Ipi {
-    Ipi {
-        source: ApicId(1),
-        mode,
-        vector,
-        destination: Destination::Physical(ApicId(0)),
-        level_assert: true,
-    }
-}
+use super::message;
 
 #[test]
 fn an_icr_write_puts_a_timed_ipi_in_the_outbox() {
@@ -45,7 +36,9 @@ fn an_icr_write_puts_a_timed_ipi_in_the_outbox() {
 fn init_waits_for_sipi_and_sipi_starts_at_the_vector_page() {
     let mut bench = Bench::new(Mode::Protected32, &[0x90]);
     bench.cpu.state.regs[RBX] = 0x1234;
-    bench.cpu.receive(Cycle(500), &ipi(DeliveryMode::Init, 0));
+    bench
+        .cpu
+        .receive(Cycle(500), &message(DeliveryMode::Init, 0));
     assert_eq!(bench.cpu.activity, Activity::WaitForSipi);
     assert_eq!(bench.cpu.state.regs[RBX], 0, "INIT resets the registers");
     assert!(
@@ -56,7 +49,7 @@ fn init_waits_for_sipi_and_sipi_starts_at_the_vector_page() {
 
     bench
         .cpu
-        .receive(Cycle(2_000), &ipi(DeliveryMode::Startup, 0x9A));
+        .receive(Cycle(2_000), &message(DeliveryMode::Startup, 0x9A));
     assert_eq!(bench.cpu.activity, Activity::Running);
     let cs = bench.cpu.state.seg(SegReg::Cs);
     assert_eq!(
@@ -72,7 +65,7 @@ fn init_waits_for_sipi_and_sipi_starts_at_the_vector_page() {
     // A second SIPI to a running core is ignored.
     bench
         .cpu
-        .receive(Cycle(2_100), &ipi(DeliveryMode::Startup, 0x10));
+        .receive(Cycle(2_100), &message(DeliveryMode::Startup, 0x10));
     assert_eq!(bench.cpu.state.seg(SegReg::Cs).selector, 0x9A00);
 }
 
@@ -81,7 +74,7 @@ fn init_deassert_is_a_no_op() {
     let mut bench = Bench::new(Mode::Real, &[0x90]);
     let deassert = Ipi {
         level_assert: false,
-        ..ipi(DeliveryMode::Init, 0)
+        ..message(DeliveryMode::Init, 0)
     };
     bench.cpu.receive(Cycle(10), &deassert);
     assert_eq!(bench.cpu.activity, Activity::Running);
@@ -106,7 +99,7 @@ fn a_fixed_interrupt_wakes_hlt_and_runs_its_ivt_handler() {
 
     bench
         .cpu
-        .receive(Cycle(5_000), &ipi(DeliveryMode::Fixed, vector as u8));
+        .receive(Cycle(5_000), &message(DeliveryMode::Fixed, vector as u8));
     assert_eq!(
         bench.cpu.activity,
         Activity::Running,
@@ -128,7 +121,7 @@ fn a_fixed_interrupt_does_not_wake_hlt_with_interrupts_off() {
     assert_eq!(bench.run(), StopReason::Halted);
     bench
         .cpu
-        .receive(Cycle(5_000), &ipi(DeliveryMode::Fixed, 0x40));
+        .receive(Cycle(5_000), &message(DeliveryMode::Fixed, 0x40));
     assert_eq!(bench.cpu.activity, Activity::Halted);
 }
 

@@ -120,6 +120,17 @@ fn self_modifying_code_runs_the_new_bytes() {
     assert_eq!(bench.cpu.state.regs[RDX] & 0xFF, 2);
 }
 
+/// An APIC-bus message from APIC ID 1 to APIC ID 0, for tests that deliver by hand.
+fn message(mode: smmsim_devices::DeliveryMode, vector: u8) -> smmsim_devices::Ipi {
+    smmsim_devices::Ipi {
+        source: smmsim_devices::ApicId(1),
+        mode,
+        vector,
+        destination: smmsim_devices::Destination::Physical(smmsim_devices::ApicId(0)),
+        level_assert: true,
+    }
+}
+
 mod apic;
 mod arith;
 mod bits;

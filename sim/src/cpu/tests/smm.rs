@@ -1,13 +1,14 @@
 //! SMM on one core: entry state, RSM and SMBASE relocation with both layouts, SMI latching,
 //! NMI blocking, and the three profiles' INIT/SIPI/SMI cases of PLATFORM.md.
 
-use smmsim_devices::{ApicId, DeliveryMode, Destination, Ipi};
+use smmsim_devices::DeliveryMode;
 use smmsim_traces::Cycle;
 
 use super::super::smm::{Profile, SaveStateLayout, DEFAULT_SMBASE};
 use super::super::state::{SegReg, RAX};
 use super::super::testing::{Bench, Mode, CODE_BASE};
 use super::super::{Activity, StopReason};
+use super::message;
 
 /// `mov dword [cs:OFFSET], NEW_SMBASE; rsm` — a relocation handler for `layout`.
 fn relocation_handler(layout: SaveStateLayout, new_smbase: u32) -> Vec<u8> {
@@ -31,16 +32,6 @@ fn halted_core(layout: SaveStateLayout, profile: Profile, handler: &[u8]) -> Ben
         .write_bytes(DEFAULT_SMBASE + 0x8000, handler);
     assert_eq!(bench.run(), StopReason::Halted);
     bench
-}
-
-fn message(mode: DeliveryMode, vector: u8) -> Ipi {
-    Ipi {
-        source: ApicId(1),
-        mode,
-        vector,
-        destination: Destination::Physical(ApicId(0)),
-        level_assert: true,
-    }
 }
 
 #[test]
