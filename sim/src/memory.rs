@@ -71,6 +71,74 @@ pub struct GuestMemory {
     /// rather than global so that a page mixing code and data (real-mode firmware does that)
     /// only costs re-decoding its own instructions.
     code_generations: Box<[AtomicU32]>,
+    /// Which physical ranges are SMRAM right now (set by the chipset model).
+    smram: SmramMap,
+}
+
+/// The physical ranges that only SMM may see, as the q35 chipset currently decodes them
+/// (PLATFORM.md, "SMRAM rule": decided per access by the accessing CPU's SMM state).
+///
+/// Plain atomics so every core reads the current view without a lock; `active` lets the
+/// common case — no SMRAM configured yet — cost one relaxed load per access.
+#[derive(Default)]
+pub struct SmramMap {
+    active: std::sync::atomic::AtomicBool,
+    tseg_base: AtomicU64,
+    tseg_end: AtomicU64,
+    default_window_locked: std::sync::atomic::AtomicBool,
+    blocked_reads: AtomicU64,
+    blocked_writes: AtomicU64,
+}
+
+/// The default-SMBASE window that the q35 register 0x9C lock turns into SMRAM
+/// (0x30000–0x4FFFF, PLATFORM.md memory map).
+pub const DEFAULT_SMBASE_WINDOW: std::ops::Range<u64> = 0x3_0000..0x5_0000;
+
+impl SmramMap {
+    /// Sets the view: TSEG (base, size) when enabled and closed to non-SMM code, and whether
+    /// the default-SMBASE window is locked.
+    pub fn set(&self, tseg: Option<(u64, u64)>, default_window_locked: bool) {
+        let (base, end) = tseg.map_or((0, 0), |(base, size)| (base, base.saturating_add(size)));
+        self.tseg_base.store(base, Ordering::Relaxed);
+        self.tseg_end.store(end, Ordering::Relaxed);
+        self.default_window_locked
+            .store(default_window_locked, Ordering::Relaxed);
+        self.active
+            .store(end > base || default_window_locked, Ordering::Release);
+    }
+
+    /// True when any part of `[phys, phys + len)` is SMRAM.
+    #[inline(always)]
+    pub fn covers(&self, phys: u64, len: u64) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
+        let end = phys.saturating_add(len);
+        let overlaps = |lo: u64, hi: u64| phys < hi && end > lo;
+        overlaps(
+            self.tseg_base.load(Ordering::Relaxed),
+            self.tseg_end.load(Ordering::Relaxed),
+        ) || (self.default_window_locked.load(Ordering::Relaxed)
+            && overlaps(DEFAULT_SMBASE_WINDOW.start, DEFAULT_SMBASE_WINDOW.end))
+    }
+
+    /// Counts a non-SMM access that SMRAM blocked.
+    pub fn note_blocked(&self, write: bool) {
+        let counter = if write {
+            &self.blocked_writes
+        } else {
+            &self.blocked_reads
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Non-SMM (reads, writes) of SMRAM blocked so far.
+    pub fn blocked(&self) -> (u64, u64) {
+        (
+            self.blocked_reads.load(Ordering::Relaxed),
+            self.blocked_writes.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl GuestMemory {
@@ -95,7 +163,13 @@ impl GuestMemory {
             image,
             code_pages: (0..pages).map(|_| AtomicU8::new(0)).collect(),
             code_generations: (0..pages).map(|_| AtomicU32::new(0)).collect(),
+            smram: SmramMap::default(),
         })
+    }
+
+    /// The current SMRAM view.
+    pub fn smram(&self) -> &SmramMap {
+        &self.smram
     }
 
     /// RAM size in bytes.

@@ -135,6 +135,11 @@ impl Cpu {
         if self.is_apic_mmio(linear) {
             return Ok(self.apic_mmio_read(linear, size));
         }
+        if !self.smm.in_smm && self.mem.smram().covers(linear, u64::from(size)) {
+            // PLATFORM.md: a non-SMM access to closed SMRAM reads all ones.
+            self.mem.smram().note_blocked(false);
+            return Ok(mask(size));
+        }
         Ok(self.mem.read(linear, size))
     }
 
@@ -145,8 +150,36 @@ impl Cpu {
             self.apic_mmio_write(linear, value & mask(size));
             return Ok(());
         }
+        if !self.smm.in_smm && self.mem.smram().covers(linear, u64::from(size)) {
+            // PLATFORM.md: a non-SMM write to closed SMRAM is dropped.
+            self.mem.smram().note_blocked(true);
+            return Ok(());
+        }
         self.mem.write(linear, size, value & mask(size));
         Ok(())
+    }
+
+    /// A locked compare-and-swap at a linear address (LOCK-prefixed RMW, XCHG, CMPXCHG):
+    /// one host CAS in RAM; SMRAM closed to this core and the APIC page get the same
+    /// treatment as plain accesses. Returns the value found.
+    pub(super) fn compare_exchange_linear(
+        &mut self,
+        linear: u64,
+        size: u8,
+        expected: u64,
+        new: u64,
+    ) -> u64 {
+        let blocked = !self.smm.in_smm && self.mem.smram().covers(linear, u64::from(size));
+        if blocked || self.is_apic_mmio(linear) {
+            let found = self.read_linear(linear, size).unwrap_or(mask(size));
+            if found == expected && !blocked {
+                self.apic_mmio_write(linear, new);
+            } else if blocked {
+                self.mem.smram().note_blocked(true);
+            }
+            return found;
+        }
+        self.mem.compare_exchange(linear, size, expected, new)
     }
 
     /// Reads `size` bytes at `seg:offset`.

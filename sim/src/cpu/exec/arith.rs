@@ -74,11 +74,7 @@ impl Cpu {
         if locked {
             loop {
                 let old = self.read_linear(linear, size)?;
-                if self
-                    .mem
-                    .compare_exchange(linear, size, old, f(old) & mask(size))
-                    == old
-                {
+                if self.compare_exchange_linear(linear, size, old, f(old) & mask(size)) == old {
                     return Ok(old);
                 }
             }

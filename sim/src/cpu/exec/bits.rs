@@ -67,8 +67,7 @@ fn bit_op(cpu: &mut Cpu, d: &Decoded, action: BitAction) -> Result<(), Fault> {
                 let mut current = old;
                 loop {
                     let found =
-                        cpu.mem
-                            .compare_exchange(linear, size, current, apply(current, bit));
+                        cpu.compare_exchange_linear(linear, size, current, apply(current, bit));
                     if found == current {
                         break;
                     }

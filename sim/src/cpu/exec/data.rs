@@ -117,7 +117,7 @@ pub fn cmpxchg(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     } else {
         let linear = cpu.operand_linear(d);
         cpu.read_linear(linear, size)?;
-        cpu.mem.compare_exchange(linear, size, expected, new)
+        cpu.compare_exchange_linear(linear, size, expected, new)
     };
     cpu.set_flags(flags::ARITH, alu::sub(expected, found, 0, size).1);
     if found != expected {
@@ -132,7 +132,7 @@ pub fn cmpxchg8b(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let expected = (cpu.gpr(RDX, 4) << 32) | cpu.gpr(RAX, 4);
     let new = (cpu.gpr(RCX, 4) << 32) | cpu.gpr(RBX, 4);
     cpu.read_linear(linear, 8)?;
-    let found = cpu.mem.compare_exchange(linear, 8, expected, new);
+    let found = cpu.compare_exchange_linear(linear, 8, expected, new);
     if found == expected {
         cpu.set_flags(flags::ZF, flags::ZF);
     } else {

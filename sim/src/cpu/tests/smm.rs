@@ -289,3 +289,56 @@ fn auto_halt_restart_is_honoured_in_the_sdm_profile_only() {
         assert_eq!(resumed, !halted_after, "{profile:?}");
     }
 }
+
+#[test]
+fn smram_is_decided_per_access_by_the_accessing_cpu() {
+    use super::super::Cpu;
+    use crate::timing::TimingTable;
+    use smmsim_devices::{ApicId, CpuIndex};
+    use std::sync::Arc;
+
+    // CPU 0 reads TSEG from outside SMM, CPU 1 from inside, at the same moment.
+    let mut outside = Bench::new(Mode::Protected32, &[0x90]);
+    let mem = Arc::clone(&outside.cpu.mem);
+    mem.write(0x8_0000, 4, 0x1234_5678);
+    mem.smram().set(Some((0x8_0000, 0x1_0000)), false);
+    let platform: Arc<dyn super::super::Platform> = outside.platform.clone();
+    let mut inside = Cpu::new(
+        CpuIndex(1),
+        ApicId(1),
+        Arc::clone(&mem),
+        platform,
+        TimingTable::default(),
+    );
+    inside.smm.in_smm = true;
+    assert_eq!(
+        inside.read_linear(0x8_0000, 4),
+        Ok(0x1234_5678),
+        "SMM sees RAM"
+    );
+    assert_eq!(
+        outside.cpu.read_linear(0x8_0000, 4),
+        Ok(0xFFFF_FFFF),
+        "non-SMM reads all ones"
+    );
+    outside
+        .cpu
+        .write_linear(0x8_0000, 4, 0)
+        .expect("a dropped write is no fault");
+    assert_eq!(
+        mem.read(0x8_0000, 4),
+        0x1234_5678,
+        "the non-SMM write was dropped"
+    );
+    assert_eq!(mem.smram().blocked(), (1, 1));
+    // A locked RMW from outside cannot write either.
+    outside
+        .cpu
+        .compare_exchange_linear(0x8_0000, 4, 0xFFFF_FFFF, 7);
+    assert_eq!(mem.read(0x8_0000, 4), 0x1234_5678);
+    // The default-SMBASE window joins SMRAM once locked.
+    mem.smram().set(None, true);
+    assert_eq!(outside.cpu.read_linear(0x3_8000, 1), Ok(0xFF));
+    assert_eq!(inside.read_linear(0x3_8000, 1), Ok(0));
+    assert_eq!(outside.run(), StopReason::Halted);
+}
