@@ -24,6 +24,7 @@ use smmsim_traces::Cycles;
 
 use crate::core_thread::{Core, CoreHandle};
 use crate::cpu::decode::{CacheStats, DecodeCache};
+use crate::cpu::smm::{Profile, SaveStateLayout, SmmState};
 use crate::cpu::state::flags;
 use crate::cpu::{Activity, Cpu, CpuStats, Platform, DEFAULT_IPI_LATENCY_CYCLES};
 use crate::image::FirmwareImage;
@@ -72,6 +73,10 @@ pub struct MachineConfig {
     pub mode: ExecMode,
     /// Cycles from an IPI's send to its delivery.
     pub ipi_latency_cycles: u64,
+    /// The SMM state-save map every CPU uses.
+    pub layout: SaveStateLayout,
+    /// How SMI, INIT and SIPI interact (PLATFORM.md profiles).
+    pub profile: Profile,
 }
 
 /// Why a machine could not be built.
@@ -103,6 +108,8 @@ impl Default for MachineConfig {
             max_cpus: 1,
             mode: ExecMode::Deterministic,
             ipi_latency_cycles: DEFAULT_IPI_LATENCY_CYCLES,
+            layout: SaveStateLayout::default(),
+            profile: Profile::default(),
         }
     }
 }
@@ -397,6 +404,7 @@ impl Machine {
                     config.timing,
                 );
                 cpu.set_ipi_latency(config.ipi_latency_cycles);
+                cpu.smm = SmmState::at_reset(config.layout, config.profile);
                 let cache = DecodeCache::new(config.timing, config.decode_cache);
                 Core { cpu, cache }
             })

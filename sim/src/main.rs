@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use smmsim::cpu::smm::{Profile, SaveStateLayout};
 use smmsim::machine::{DEFAULT_MAX_CYCLES, DEFAULT_RAM_BYTES};
 use smmsim::{ExecMode, FirmwareImage, Machine, MachineConfig, TimingTable};
 
@@ -82,9 +83,32 @@ struct BootArgs {
     /// parallel: they run at once on the host's cores.
     #[arg(long, value_enum, default_value_t = ModeArg::Deterministic)]
     mode: ModeArg,
+    /// SMM state-save map: amd64 (QEMU x86_64's, SMBASE field at +0xFF00) or intel32
+    /// (SMBASE field at +0xFEF8).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Amd64)]
+    layout: LayoutArg,
+    /// How SMI, INIT and SIPI interact where sources disagree: kvm (production hot-plug),
+    /// qemu (QEMU TCG, for differential tests) or sdm (the Intel SDM as written).
+    #[arg(long, value_enum, default_value_t = ProfileArg::Kvm)]
+    profile: ProfileArg,
     /// Cycles per quantum: how far cores run between meetings at the barrier.
     #[arg(long, value_name = "CYCLES", default_value_t = smmsim::machine::DEFAULT_QUANTUM_CYCLES)]
     quantum: u64,
+}
+
+/// `--layout` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LayoutArg {
+    Amd64,
+    Intel32,
+}
+
+/// `--profile` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileArg {
+    Qemu,
+    Kvm,
+    Sdm,
 }
 
 /// `--mode` values.
@@ -168,6 +192,15 @@ fn boot(args: BootArgs) -> anyhow::Result<ExitCode> {
             ModeArg::Parallel => ExecMode::Parallel,
         },
         quantum_cycles: args.quantum.max(1),
+        layout: match args.layout {
+            LayoutArg::Amd64 => SaveStateLayout::Amd64,
+            LayoutArg::Intel32 => SaveStateLayout::Intel32,
+        },
+        profile: match args.profile {
+            ProfileArg::Qemu => Profile::Qemu,
+            ProfileArg::Kvm => Profile::Kvm,
+            ProfileArg::Sdm => Profile::Sdm,
+        },
         ..MachineConfig::default()
     };
     let mut machine = Machine::new(config, image, Box::new(std::io::stdout()))?;
