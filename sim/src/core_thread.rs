@@ -95,6 +95,9 @@ impl Core {
 pub enum CoreHandle {
     /// Not yet given a slice: no thread.
     Idle(Box<Core>),
+    /// The host refused a thread: the core runs its slices on the machine's thread instead,
+    /// so a run on a host short of threads is slower but still correct.
+    Inline(Box<Core>, Option<SliceReport>),
     /// On its thread.
     Threaded {
         /// Slices to the thread.
@@ -102,7 +105,7 @@ pub enum CoreHandle {
         /// Reports back.
         reports: Receiver<SliceReport>,
         /// The thread, which returns the core when its slice channel closes.
-        thread: JoinHandle<Box<Core>>,
+        thread: JoinHandle<Option<Box<Core>>>,
     },
     /// Transitional state while a core moves onto its thread.
     Moving,
@@ -110,46 +113,67 @@ pub enum CoreHandle {
 
 impl CoreHandle {
     /// Sends a slice to the core's thread, spawning the thread first if needed.
-    pub fn start(&mut self, slice: Slice) -> std::io::Result<()> {
+    pub fn start(&mut self, slice: Slice) {
         if let CoreHandle::Idle(_) = self {
             let CoreHandle::Idle(core) = std::mem::replace(self, CoreHandle::Moving) else {
-                return Ok(());
+                return;
             };
-            let (slice_tx, slice_rx) = bounded::<Slice>(1);
-            let (report_tx, report_rx) = bounded::<SliceReport>(1);
-            let name = format!("cpu{}", core.cpu.apic_id.0);
-            let thread = std::thread::Builder::new()
-                .name(name)
-                .stack_size(CORE_THREAD_STACK_BYTES)
-                .spawn(move || core_thread(core, slice_rx, report_tx))?;
-            *self = CoreHandle::Threaded {
-                slices: slice_tx,
-                reports: report_rx,
-                thread,
-            };
+            *self = Self::spawn(core);
         }
-        if let CoreHandle::Threaded { slices, .. } = self {
-            // The thread only stops when this sender is dropped, so the send succeeds.
-            let _ = slices.send(slice);
+        match self {
+            CoreHandle::Threaded { slices, .. } => {
+                // The thread only stops when this sender is dropped, so the send succeeds.
+                let _ = slices.send(slice);
+            }
+            CoreHandle::Inline(core, report) => *report = Some(core.run_slice(slice)),
+            CoreHandle::Idle(_) | CoreHandle::Moving => {}
         }
-        Ok(())
+    }
+
+    /// Moves `core` onto a new thread. The core travels over a channel once the spawn has
+    /// succeeded, so a refused spawn leaves it in our hands to run inline.
+    fn spawn(core: Box<Core>) -> CoreHandle {
+        let (core_tx, core_rx) = bounded::<Box<Core>>(1);
+        let (slice_tx, slice_rx) = bounded::<Slice>(1);
+        let (report_tx, report_rx) = bounded::<SliceReport>(1);
+        let spawned = std::thread::Builder::new()
+            .name(format!("cpu{}", core.cpu.apic_id.0))
+            .stack_size(CORE_THREAD_STACK_BYTES)
+            .spawn(move || {
+                core_rx
+                    .recv()
+                    .ok()
+                    .map(|core| core_thread(core, slice_rx, report_tx))
+            });
+        match spawned {
+            Ok(thread) => match core_tx.send(core) {
+                Ok(()) => CoreHandle::Threaded {
+                    slices: slice_tx,
+                    reports: report_rx,
+                    thread,
+                },
+                Err(returned) => CoreHandle::Inline(returned.0, None),
+            },
+            Err(_) => CoreHandle::Inline(core, None),
+        }
     }
 
     /// Waits for the report of the slice last started.
     pub fn finish(&mut self) -> Option<SliceReport> {
         match self {
             CoreHandle::Threaded { reports, .. } => reports.recv().ok(),
-            _ => None,
+            CoreHandle::Inline(_, report) => report.take(),
+            CoreHandle::Idle(_) | CoreHandle::Moving => None,
         }
     }
 
     /// Stops the thread (if any) and gives the core back.
     pub fn into_core(self) -> Option<Box<Core>> {
         match self {
-            CoreHandle::Idle(core) => Some(core),
+            CoreHandle::Idle(core) | CoreHandle::Inline(core, _) => Some(core),
             CoreHandle::Threaded { slices, thread, .. } => {
                 drop(slices);
-                thread.join().ok()
+                thread.join().ok().flatten()
             }
             CoreHandle::Moving => None,
         }
@@ -175,4 +199,52 @@ fn core_thread(
         }
     }
     core
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::testing::{Bench, Mode};
+
+    fn core() -> Box<Core> {
+        let bench = Bench::new(Mode::Real, &[0x90, 0x90]);
+        Box::new(Core {
+            cpu: bench.cpu,
+            cache: bench.cache,
+        })
+    }
+
+    fn slice() -> Slice {
+        Slice {
+            until: Cycle(1_000),
+            deliveries: Vec::new(),
+            stop_on_ipi: false,
+        }
+    }
+
+    #[test]
+    fn a_threaded_core_runs_slices_and_comes_back() {
+        let mut handle = CoreHandle::Idle(core());
+        handle.start(slice());
+        let report = handle.finish().expect("a report");
+        assert_eq!(report.stop, StopReason::Halted);
+        assert!(matches!(handle, CoreHandle::Threaded { .. }));
+        let core = handle.into_core().expect("the thread gives the core back");
+        assert_eq!(core.cpu.stats.instructions, 3);
+    }
+
+    #[test]
+    fn an_inline_core_runs_on_the_callers_thread() {
+        let mut handle = CoreHandle::Inline(core(), None);
+        handle.start(slice());
+        assert_eq!(
+            handle.finish().map(|report| report.stop),
+            Some(StopReason::Halted)
+        );
+        assert!(handle.finish().is_none(), "one report per slice");
+        assert_eq!(
+            handle.into_core().map(|core| core.cpu.stats.instructions),
+            Some(3)
+        );
+    }
 }
