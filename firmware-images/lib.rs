@@ -61,12 +61,23 @@ pub const IMAGES: &[BuiltinImage] = &[
                   cache line (40,000,000 loop instructions per CPU); the BSP waits for the APs \
                   and prints \"mp-loop done: N cpus\"",
     },
+    BuiltinImage {
+        name: "boot",
+        bytes: include_bytes!("boot.bin"),
+        summary: "SMM bring-up as OVMF does it on q35: negotiates broadcast SMI (and CPU \
+                  hot-plug/unplug) over fw_cfg, sets up TSEG, relocates every CPU's SMBASE \
+                  into TSEG one at a time (BSP last), installs per-CPU SMI entry stubs, locks \
+                  SMRAM and the default-SMBASE window, then takes one broadcast SMI in which \
+                  every CPU reports its SMBASE; prints the features, TSEG and one \
+                  \"cpu APIC-ID smbase SMBASE\" line per CPU",
+    },
 ];
 
 /// The image smmsim runs when none is named.
 ///
-/// Why: a run that names no image should do something quick that proves the machine boots.
-pub const DEFAULT_IMAGE: &str = "hello";
+/// Why: a run that names no image should show what smmsim is for: the platform brought up
+/// as OVMF does it, with every CPU's SMBASE relocated into TSEG.
+pub const DEFAULT_IMAGE: &str = "boot";
 
 /// Looks up a built-in image by its exact name.
 ///
@@ -101,7 +112,7 @@ mod tests {
                 image.name
             );
         }
-        assert_eq!(IMAGES[0].name, DEFAULT_IMAGE);
+        assert!(find(DEFAULT_IMAGE).is_some(), "the default image is listed");
     }
 
     #[test]
@@ -111,7 +122,7 @@ mod tests {
             assert_eq!(found.name, image.name);
             assert_eq!(found, image);
         }
-        assert_eq!(find(DEFAULT_IMAGE).map(|image| image.name), Some("hello"));
+        assert_eq!(find(DEFAULT_IMAGE).map(|image| image.name), Some("boot"));
         assert!(find("no-such-image").is_none());
         assert!(find("").is_none());
         assert!(find("HELLO").is_none(), "names are case-sensitive");

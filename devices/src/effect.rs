@@ -6,6 +6,19 @@
 //! That keeps devices testable through their registers alone and keeps every side effect
 //! of a run visible in one place (and in the trace).
 
+use crate::access::CpuIndex;
+use crate::mch::SmramLayout;
+
+/// Which CPUs an SMI goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SmiTarget {
+    /// Every CPU present, the writer included (QEMU `CPU_FOREACH` after SMI broadcast was
+    /// negotiated).
+    AllCpus,
+    /// One CPU: the one whose access raised the SMI (QEMU `current_cpu`).
+    Cpu(CpuIndex),
+}
+
 /// One thing a device asks the simulator to do as a result of a guest access.
 ///
 /// New kinds of request (SMI delivery, resets, …) are added as new variants. The enum is
@@ -33,4 +46,29 @@ pub enum Effect {
     /// Exists so the simulator can trace boot progress and report the last code reached
     /// when a run hangs or fails.
     PostCode(u8),
+    /// Raise an SMI on these CPUs.
+    ///
+    /// Exists because an APM control write (port 0xB2) with SMIs enabled asks for one; the
+    /// simulator latches it on each target and the CPU takes it at its next instruction
+    /// boundary (PLATFORM.md, "When an SMI lands").
+    RaiseSmi {
+        /// The CPUs that get the SMI.
+        target: SmiTarget,
+    },
+    /// Reset the machine (hard) or send INIT to every CPU (soft).
+    ///
+    /// Exists so firmware's write to the reset control register (0xCF9) reboots the
+    /// machine: a hard reset puts every CPU in its RESET state (SMBASE back to 0x30000) and
+    /// every device in its power-on state, the chipset included
+    /// ([`crate::Q35Chipset::reset`]); a soft reset is INIT and leaves SMBASE and the
+    /// devices alone.
+    Reset {
+        /// True for a hard (system) reset, false for INIT only.
+        hard: bool,
+    },
+    /// What is SMRAM changed; this is the new layout.
+    ///
+    /// Exists so the simulator rebuilds its memory views (SMM and non-SMM) the moment
+    /// firmware opens, closes, locks or resizes SMRAM through the MCH registers.
+    SmramChanged(SmramLayout),
 }

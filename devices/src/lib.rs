@@ -17,17 +17,28 @@
 
 pub mod access;
 pub mod apic_bus;
+pub mod apm;
 pub mod bus;
+pub mod chipset;
 pub mod debug_exit;
 pub mod debugcon;
 pub mod effect;
 pub mod fw_cfg;
 pub mod local_apic;
+pub mod lpc;
+pub mod mch;
+pub mod pci;
+pub mod pm;
 pub mod post_code;
+pub mod reset_control;
+pub mod smi_features;
 
 pub use access::{AccessContext, AccessWidth, ApicId, CpuIndex};
 pub use apic_bus::{decode_icr, DeliveryMode, Destination, IcrError, Ipi};
 pub use bus::{BusError, PortBus, PortDevice, UnmappedAccesses};
-pub use effect::Effect;
-pub use fw_cfg::{FwCfg, FwCfgError};
+pub use chipset::{ChipsetError, ChipsetProfile, Q35Chipset, Q35Config};
+pub use effect::{Effect, SmiTarget};
+pub use fw_cfg::{DmaError, DmaMemory, FwCfg, FwCfgCallbacks, FwCfgError, FwCfgFiles, NoCallbacks};
 pub use local_apic::LocalApic;
+pub use mch::{SmramLayout, SmramRange, SmramRegion};
+pub use smi_features::{SmiFeatureError, SmiFeatureSet, SmiNegotiation};

@@ -42,6 +42,8 @@ pub struct Slice {
     /// End the slice at the first IPI the core sends (used when one core runs alone in long
     /// batches, so its IPIs are still delivered on time).
     pub stop_on_ipi: bool,
+    /// Apply a hard reset before anything else.
+    pub reset: bool,
 }
 
 /// What a slice did.
@@ -63,6 +65,9 @@ impl Core {
     pub fn run_slice(&mut self, slice: Slice) -> SliceReport {
         let started = Instant::now();
         self.cpu.set_stop_on_ipi(slice.stop_on_ipi);
+        if slice.reset {
+            self.cpu.hard_reset();
+        }
         let mut stop = None;
         for (at, ipi) in &slice.deliveries {
             if self.cpu.activity == Activity::Running && self.cpu.cycle < at.0 {
@@ -71,8 +76,8 @@ impl Core {
                         stop = Some(StopReason::PlatformStop);
                         break;
                     }
-                    StopReason::Shutdown => {
-                        stop = Some(StopReason::Shutdown);
+                    reason @ (StopReason::Shutdown | StopReason::HardReset) => {
+                        stop = Some(reason);
                         break;
                     }
                     _ => {}
@@ -219,6 +224,7 @@ mod tests {
             until: Cycle(1_000),
             deliveries: Vec::new(),
             stop_on_ipi: false,
+            reset: false,
         }
     }
 

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use smmsim_devices::{
-    AccessContext, AccessWidth, ApicId, CpuIndex, Effect, FwCfg, PortBus, UnmappedAccesses,
+    AccessContext, AccessWidth, ApicId, ChipsetProfile, CpuIndex, DmaError, DmaMemory, Effect,
+    FwCfg, PortBus, Q35Chipset, Q35Config, SmramLayout, UnmappedAccesses,
 };
 use smmsim_traces::Cycles;
 
@@ -26,16 +27,11 @@ use crate::core_thread::{Core, CoreHandle};
 use crate::cpu::decode::{CacheStats, DecodeCache};
 use crate::cpu::smm::{Profile, SaveStateLayout, SmmState};
 use crate::cpu::state::flags;
-use crate::cpu::{Activity, Cpu, CpuStats, Platform, DEFAULT_IPI_LATENCY_CYCLES};
+use crate::cpu::{Activity, Cpu, CpuStats, Platform, PortWriteOutcome, DEFAULT_IPI_LATENCY_CYCLES};
 use crate::image::FirmwareImage;
 use crate::memory::{GuestMemory, MemoryError};
 use crate::scheduler::{ExecMode, ScheduleEnd, Scheduler};
 use crate::timing::TimingTable;
-
-/// The fw_cfg selector port; the data port follows it (QEMU `FW_CFG_IO_BASE`).
-const FW_CFG_PORT: u16 = 0x510;
-/// fw_cfg's port window: selector and data.
-const FW_CFG_PORTS: u16 = 2;
 
 /// The most CPUs a machine may have (DESIGN.md: up to 4096 logical CPUs).
 pub const MAX_CPUS: u32 = 4096;
@@ -85,6 +81,9 @@ pub enum MachineError {
     /// Guest memory could not be set up.
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    /// The chipset model refused its configuration.
+    #[error("cannot build the q35 chipset")]
+    Chipset(#[source] smmsim_devices::ChipsetError),
     /// The CPU counts are inconsistent.
     #[error("{cpus} present CPUs with maxcpus={max_cpus}: need 1 <= present <= maxcpus <= 4096")]
     CpuCount {
@@ -208,6 +207,8 @@ pub struct RunReport {
     pub cache: CacheStats,
     /// Port accesses no device claimed.
     pub unmapped_ports: UnmappedAccesses,
+    /// Non-SMM (reads, writes) of SMRAM that were blocked.
+    pub smram_blocked: (u64, u64),
     /// The last POST code written to port 0x80, if any.
     pub last_post_code: Option<u8>,
 }
@@ -255,6 +256,10 @@ impl RunReport {
         for example in &self.cpu.unsupported_examples {
             out.push_str(&format!("              not covered: {example}\n"));
         }
+        out.push_str(&format!(
+            "  smm         {} SMIs taken, {} RSMs; {} non-SMM reads and {} writes of SMRAM blocked\n",
+            self.cpu.smm_entries, self.cpu.rsm_count, self.smram_blocked.0, self.smram_blocked.1
+        ));
         out.push_str(&format!(
             "  barriers    {:.3} s of host time in hand-offs and barriers\n",
             self.barrier_time.as_secs_f64()
@@ -310,17 +315,44 @@ pub fn human_nanos(nanos: u128) -> String {
 pub type ConsoleSink = Box<dyn Write + Send>;
 
 /// The devices and their effects, shared by the cores.
+///
+/// Port accesses go to the q35 chipset first (its windows are scattered and the PM block
+/// moves with PMBASE), then to the port bus of fixed devices.
 struct MachinePlatform {
+    chipset: Mutex<Q35Chipset>,
     ports: Mutex<PortBus>,
+    mem: Arc<GuestMemory>,
     console: Mutex<ConsoleSink>,
     exit_status: Mutex<Option<u32>>,
     last_post_code: Mutex<Option<u8>>,
 }
 
+/// fw_cfg DMA sees guest memory as a device does: outside SMM, so closed SMRAM reads all
+/// ones and drops writes.
+struct DmaView<'a>(&'a GuestMemory);
+
+impl DmaMemory for DmaView<'_> {
+    fn read(&mut self, address: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        if self.0.smram().covers(address, buf.len() as u64) {
+            buf.fill(0xFF);
+        } else {
+            self.0.read_bytes(address, buf);
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, address: u64, bytes: &[u8]) -> Result<(), DmaError> {
+        if !self.0.smram().covers(address, bytes.len() as u64) {
+            self.0.write_bytes(address, bytes);
+        }
+        Ok(())
+    }
+}
+
 impl MachinePlatform {
-    /// Carries out device effects; returns true when one ends the run.
-    fn apply(&self, effects: &[Effect]) -> bool {
-        let mut stop = false;
+    /// Carries out device effects and says what they ask of the CPUs.
+    fn apply(&self, effects: &[Effect]) -> PortWriteOutcome {
+        let mut outcome = PortWriteOutcome::default();
         for effect in effects {
             match *effect {
                 Effect::ConsoleByte(byte) => {
@@ -333,28 +365,67 @@ impl MachinePlatform {
                 }
                 Effect::Exit { status } => {
                     *self.exit_status.lock() = Some(status);
-                    stop = true;
+                    outcome.stop = true;
                 }
                 Effect::PostCode(code) => *self.last_post_code.lock() = Some(code),
+                Effect::RaiseSmi { target } => outcome.smi = Some(target),
+                Effect::SmramChanged(layout) => self.set_smram_view(&layout),
+                Effect::Reset { hard } => {
+                    if hard {
+                        let mut chipset = self.chipset.lock();
+                        chipset.reset(true);
+                        self.set_smram_view(&chipset.smram_layout());
+                    }
+                    outcome.reset = Some(hard);
+                }
             }
         }
-        stop
+        outcome
+    }
+
+    /// Makes guest memory decode SMRAM as the chipset now does.
+    fn set_smram_view(&self, layout: &SmramLayout) {
+        let tseg = layout.tseg.map(|range| (range.base, range.size_bytes));
+        self.mem.smram().set(tseg, layout.default_smbase_locked);
     }
 }
 
 impl Platform for MachinePlatform {
     fn port_read(&self, ctx: &AccessContext, port: u16, width: AccessWidth) -> u32 {
         let mut effects = Vec::new();
-        let value = self.ports.lock().read(ctx, port, width, &mut effects);
+        let claimed = self
+            .chipset
+            .lock()
+            .port_read(ctx, port, width, &mut effects);
+        let value = match claimed {
+            Some(value) => value,
+            None => self.ports.lock().read(ctx, port, width, &mut effects),
+        };
         self.apply(&effects);
         value
     }
 
-    fn port_write(&self, ctx: &AccessContext, port: u16, width: AccessWidth, value: u32) -> bool {
+    fn port_write(
+        &self,
+        ctx: &AccessContext,
+        port: u16,
+        width: AccessWidth,
+        value: u32,
+    ) -> PortWriteOutcome {
         let mut effects = Vec::new();
-        self.ports
-            .lock()
-            .write(ctx, port, width, value, &mut effects);
+        let claimed = self.chipset.lock().port_write(
+            ctx,
+            port,
+            width,
+            value,
+            &mut DmaView(&self.mem),
+            &mut effects,
+        );
+        if !claimed {
+            self.ports
+                .lock()
+                .write(ctx, port, width, value, &mut effects);
+        }
         self.apply(&effects)
     }
 }
@@ -378,17 +449,19 @@ impl Machine {
             return Err(MachineError::CpuCount { cpus, max_cpus });
         }
         let mem = Arc::new(GuestMemory::new(config.ram_bytes, image)?);
-        let mut ports = PortBus::with_debug_devices();
-        // fw_cfg tells firmware the CPU counts, as QEMU's does (PLATFORM.md, fw_cfg).
-        ports
-            .add(
-                FW_CFG_PORT,
-                FW_CFG_PORTS,
-                Box::new(FwCfg::new(cpus as u16, max_cpus as u16)),
-            )
-            .expect("fw_cfg's fixed window does not overlap the debug devices");
+        // fw_cfg tells firmware the CPU counts and RAM size, as QEMU's does (PLATFORM.md).
+        let mut fw_cfg = FwCfg::new(cpus as u16, max_cpus as u16);
+        fw_cfg.set_ram_size(config.ram_bytes);
+        let mut chipset_config = Q35Config::new(config.ram_bytes);
+        chipset_config.clock_hz = config.clock_hz;
+        if config.profile == Profile::Qemu {
+            chipset_config.profile = ChipsetProfile::Qemu;
+        }
+        let chipset = Q35Chipset::new(chipset_config, fw_cfg).map_err(MachineError::Chipset)?;
         let platform = Arc::new(MachinePlatform {
-            ports: Mutex::new(ports),
+            chipset: Mutex::new(chipset),
+            ports: Mutex::new(PortBus::with_debug_devices()),
+            mem: Arc::clone(&mem),
             console: Mutex::new(console),
             exit_status: Mutex::new(None),
             last_post_code: Mutex::new(None),
@@ -471,6 +544,8 @@ impl Machine {
             total.ipis_sent += stats.ipis_sent;
             total.ipis_received += stats.ipis_received;
             total.ipis_ignored += stats.ipis_ignored;
+            total.smm_entries += stats.smm_entries;
+            total.rsm_count += stats.rsm_count;
             total
                 .unsupported_examples
                 .extend(stats.unsupported_examples.iter().cloned());
@@ -494,6 +569,7 @@ impl Machine {
             host_time: started.elapsed(),
             cache,
             unmapped_ports: self.platform.ports.lock().unmapped_accesses(),
+            smram_blocked: self.platform.mem.smram().blocked(),
             last_post_code: *self.platform.last_post_code.lock(),
         }
     }

@@ -42,7 +42,8 @@ Exit status:
   8        the cycle limit (--max-cycles) was reached first
 
 Examples:
-  smmsim boot                              run the built-in `hello` image
+  smmsim boot                              OVMF-style SMM bring-up: every SMBASE relocated
+  smmsim boot --smp 16 --profile qemu      the same on 16 CPUs, SMI/INIT/SIPI as QEMU TCG
   smmsim boot --builtin isa-selftest       run another built-in image
   smmsim boot --builtin mp-hello --smp 8   eight CPUs: the BSP wakes the others with INIT-SIPI-SIPI
   smmsim boot --smp 2,maxcpus=4096 --mode parallel
@@ -60,7 +61,8 @@ struct BootArgs {
     /// Firmware image file: a power of two from 64 KiB to 16 MiB, mapped to end at 4 GiB.
     #[arg(long, value_name = "PATH", conflicts_with = "builtin")]
     firmware: Option<PathBuf>,
-    /// Run a built-in image instead of a file (hello, isa-selftest, mips-loop, …).
+    /// Run a built-in image instead of a file (boot, hello, isa-selftest, mips-loop, mp-hello,
+    /// mp-loop).
     #[arg(long, value_name = "NAME")]
     builtin: Option<String>,
     /// Stop after this many simulated cycles.

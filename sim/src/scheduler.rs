@@ -76,6 +76,10 @@ pub struct Scheduler {
     cycles: Vec<u64>,
     queue: BTreeMap<QueueKey, Ipi>,
     sequence: u64,
+    /// A hard reset was asked for: the next quantum resets every core first.
+    reset_pending: bool,
+    /// Hard resets carried out.
+    pub resets: u64,
     mode: ExecMode,
     quantum: u64,
     max_cycles: u64,
@@ -97,6 +101,8 @@ impl Scheduler {
             cycles: vec![0; count],
             queue: BTreeMap::new(),
             sequence: 0,
+            reset_pending: false,
+            resets: 0,
             mode,
             quantum: quantum.max(1),
             max_cycles,
@@ -113,7 +119,7 @@ impl Scheduler {
             let running: Vec<usize> = (0..self.cores.len())
                 .filter(|&i| self.activity[i] == Activity::Running)
                 .collect();
-            if running.is_empty() {
+            if running.is_empty() && !self.reset_pending {
                 match self.queue.keys().next() {
                     None => break ScheduleEnd::AllIdle,
                     // Nobody runs: skip ahead to the next delivery.
@@ -131,7 +137,12 @@ impl Scheduler {
             };
             let until = now.saturating_add(length).min(self.max_cycles);
             let mut deliveries = self.due_deliveries(Cycle(until));
-            let mut participants = running;
+            let reset = std::mem::take(&mut self.reset_pending);
+            let mut participants = if reset {
+                (0..self.cores.len()).collect()
+            } else {
+                running
+            };
             participants.extend(deliveries.keys().copied());
             participants.sort_unstable();
             participants.dedup();
@@ -143,6 +154,7 @@ impl Scheduler {
                     until: Cycle(until),
                     deliveries: deliveries.remove(&index).unwrap_or_default(),
                     stop_on_ipi: batch,
+                    reset,
                 };
             match self.mode {
                 ExecMode::Deterministic => {
@@ -211,6 +223,13 @@ impl Scheduler {
             self.queue.insert(key, ipi);
         }
         match report.stop {
+            StopReason::HardReset => {
+                // Everything in flight dies with the reset; every core restarts next quantum.
+                self.queue.clear();
+                self.reset_pending = true;
+                self.resets += 1;
+                None
+            }
             StopReason::PlatformStop => Some(ScheduleEnd::PlatformStop),
             StopReason::Shutdown => Some(ScheduleEnd::Shutdown),
             _ => None,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{firmware_dir, run_builtin};
+use common::{firmware_dir, qemu_like, run_builtin};
 use smmsim::{MachineConfig, RunEnd};
 
 #[test]
@@ -24,7 +24,7 @@ fn every_builtin_image_matches_its_recorded_qemu_output() {
             .trim()
             .parse()
             .expect("a status number");
-        let (console, report) = run_builtin(image.name, MachineConfig::default());
+        let (console, report) = run_builtin(image.name, qemu_like(1));
         assert_eq!(
             String::from_utf8_lossy(&console),
             String::from_utf8_lossy(&expected),

@@ -1,6 +1,7 @@
 //! Differential tests: each built-in firmware image must print byte-identical debug-console
 //! output and end with the same exit status under smmsim and under QEMU
-//! (`qemu-system-x86_64 -machine q35`), the reference machine smmsim models.
+//! (`qemu-system-x86_64 -machine q35,smm=on -m 128M`), the reference machine smmsim models;
+//! smmsim runs with `--profile qemu` and the same RAM size.
 //!
 //! QEMU is required: without it these tests fail and say what to install.
 
@@ -9,7 +10,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run_builtin, TempFile};
+use common::{qemu_like, run_builtin, TempFile};
+use smmsim::cpu::smm::Profile;
 use smmsim::{MachineConfig, RunEnd};
 
 /// Longest a QEMU run may take before the test calls it hung.
@@ -26,7 +28,9 @@ fn run_qemu(image: &[u8], cpus: u32) -> (Vec<u8>, i32) {
     let mut child = Command::new(qemu)
         .args([
             "-machine",
-            "q35",
+            "q35,smm=on",
+            "-m",
+            "128M",
             "-nodefaults",
             "-display",
             "none",
@@ -67,9 +71,8 @@ fn compare(name: &str, cpus: u32) {
     let image = smmsim_firmware::find(name).expect("built-in image").bytes;
     let (qemu_console, qemu_status) = run_qemu(image, cpus);
     let config = MachineConfig {
-        cpus,
-        max_cpus: cpus,
-        ..MachineConfig::default()
+        profile: Profile::Qemu,
+        ..qemu_like(cpus)
     };
     let (console, report) = run_builtin(name, config);
     let name = format!("{name} -smp {cpus}");
@@ -97,6 +100,13 @@ fn compare(name: &str, cpus: u32) {
 fn every_builtin_image_matches_qemu() {
     for image in smmsim_firmware::IMAGES {
         compare(image.name, 1);
+    }
+}
+
+#[test]
+fn boot_relocates_every_smbase_as_qemu_does() {
+    for cpus in [2, 4, 16, 64] {
+        compare("boot", cpus);
     }
 }
 

@@ -10,7 +10,7 @@
 //!    ([`Cpu::receive`]): INIT resets it to wait-for-SIPI (SMBASE kept), SIPI starts it at
 //!    vector × 4096, a fixed interrupt goes to the IRR and is taken when IF = 1.
 
-use smmsim_devices::{DeliveryMode, Ipi};
+use smmsim_devices::{DeliveryMode, Destination, Ipi, SmiTarget};
 use smmsim_traces::Cycle;
 
 use super::state::{flags, SegReg, Segment};
@@ -87,6 +87,85 @@ impl Cpu {
         if self.stop_on_ipi {
             self.request_stop(StopReason::IpiSent);
         }
+    }
+
+    /// Carries out an `OUT`: the device access, then what it asks of the CPUs. An SMI for
+    /// this core is taken at the next instruction boundary; SMIs and INITs for others travel
+    /// the APIC bus like IPIs, due now. Returns true when the run must stop.
+    pub(super) fn port_out(
+        &mut self,
+        port: u16,
+        width: smmsim_devices::AccessWidth,
+        value: u32,
+    ) -> bool {
+        let ctx = self.access_context();
+        let outcome = self.platform.port_write(&ctx, port, width, value);
+        let now = Cycle(self.cycle);
+        let source = self.apic_id;
+        let to_others = move |mode: DeliveryMode, destination: Destination| Ipi {
+            source,
+            mode,
+            vector: 0,
+            destination,
+            level_assert: true,
+        };
+        match outcome.smi {
+            Some(SmiTarget::AllCpus) => {
+                self.outbox.push((
+                    now,
+                    to_others(DeliveryMode::Smi, Destination::AllExcludingSelf),
+                ));
+                self.raise_smi();
+            }
+            Some(SmiTarget::Cpu(index)) if index == self.index => self.raise_smi(),
+            Some(SmiTarget::Cpu(index)) => self.outbox.push((
+                now,
+                to_others(
+                    DeliveryMode::Smi,
+                    Destination::Physical(smmsim_devices::ApicId(index.0)),
+                ),
+            )),
+            None => {}
+        }
+        match outcome.reset {
+            Some(true) => {
+                self.request_stop(StopReason::HardReset);
+                return true;
+            }
+            Some(false) => {
+                self.outbox.push((
+                    now,
+                    to_others(DeliveryMode::Init, Destination::AllExcludingSelf),
+                ));
+                if self.init_allowed() {
+                    self.init();
+                }
+                self.request_stop(StopReason::WaitForSipi);
+            }
+            None => {}
+        }
+        if outcome.stop {
+            self.request_stop(StopReason::PlatformStop);
+        }
+        outcome.stop
+    }
+
+    /// RESET: everything back to power-on values, SMBASE to 0x30000; the BSP runs from the
+    /// reset vector and the others wait for SIPI. Memory is kept, as on a warm reset.
+    pub fn hard_reset(&mut self) {
+        self.state = super::state::CpuState::at_reset();
+        self.smm = super::smm::SmmState::at_reset(self.smm.layout, self.smm.profile);
+        self.apic.reset();
+        let bsp = self.apic_base_msr & super::APIC_BASE_BSP;
+        self.apic_base_msr = super::APIC_BASE_DEFAULT | bsp;
+        self.apic_base_changed();
+        self.irq_pending = false;
+        self.outbox.clear();
+        self.activity = if bsp != 0 {
+            Activity::Running
+        } else {
+            Activity::WaitForSipi
+        };
     }
 
     /// Makes every IPI send end the current `run` call, so a machine running one core in long

@@ -30,7 +30,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use smmsim_devices::{AccessContext, AccessWidth, ApicId, CpuIndex, Ipi, LocalApic};
+use smmsim_devices::{AccessContext, AccessWidth, ApicId, CpuIndex, Ipi, LocalApic, SmiTarget};
 use smmsim_traces::Cycle;
 
 use crate::memory::GuestMemory;
@@ -45,8 +45,25 @@ use state::{CpuState, SegReg};
 pub trait Platform: Send + Sync {
     /// An `IN` from `port`; returns the value, all ones for an unclaimed port.
     fn port_read(&self, ctx: &AccessContext, port: u16, width: AccessWidth) -> u32;
-    /// An `OUT` to `port`. Returns true when the write ended the run (debug exit).
-    fn port_write(&self, ctx: &AccessContext, port: u16, width: AccessWidth, value: u32) -> bool;
+    /// An `OUT` to `port`, and what it asks of the CPUs.
+    fn port_write(
+        &self,
+        ctx: &AccessContext,
+        port: u16,
+        width: AccessWidth,
+        value: u32,
+    ) -> PortWriteOutcome;
+}
+
+/// What a port write asks the CPUs to do beyond the device's own state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortWriteOutcome {
+    /// The write ended the run (debug exit).
+    pub stop: bool,
+    /// The write raised an SMI (APM control port 0xB2).
+    pub smi: Option<SmiTarget>,
+    /// The write reset the machine: `Some(true)` hard (RESET), `Some(false)` soft (INIT).
+    pub reset: Option<bool>,
 }
 
 /// Whether a core is running instructions.
@@ -79,6 +96,8 @@ pub enum StopReason {
     IpiSent,
     /// The core waits for a start-up IPI.
     WaitForSipi,
+    /// A port write asked for a hard reset of the machine.
+    HardReset,
 }
 
 /// Per-core counters for the run summary.

@@ -32,9 +32,18 @@ impl Platform for RecordingPlatform {
         0x5A5A_5A5A & width.all_ones()
     }
 
-    fn port_write(&self, _ctx: &AccessContext, port: u16, width: AccessWidth, value: u32) -> bool {
+    fn port_write(
+        &self,
+        _ctx: &AccessContext,
+        port: u16,
+        width: AccessWidth,
+        value: u32,
+    ) -> super::PortWriteOutcome {
         self.writes.lock().push((port, width.bytes(), value));
-        port == 0xF4
+        super::PortWriteOutcome {
+            stop: port == 0xF4,
+            ..Default::default()
+        }
     }
 }
 

@@ -73,6 +73,20 @@ pub fn run_builtin(name: &str, config: MachineConfig) -> (Vec<u8>, RunReport) {
     (bytes, report)
 }
 
+/// QEMU's default RAM size (`-m 128M`): recorded outputs and differential runs use it, since
+/// the `boot` image places TSEG at the top of RAM and prints where.
+pub const QEMU_RAM_BYTES: u64 = 128 << 20;
+
+/// A machine like QEMU's default q35 with `cpus` CPUs.
+pub fn qemu_like(cpus: u32) -> MachineConfig {
+    MachineConfig {
+        cpus,
+        max_cpus: cpus,
+        ram_bytes: QEMU_RAM_BYTES,
+        ..MachineConfig::default()
+    }
+}
+
 /// The workspace's `firmware-images/` folder.
 pub fn firmware_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware-images")

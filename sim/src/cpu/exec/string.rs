@@ -11,7 +11,7 @@ use super::super::alu::{self, mask};
 use super::super::decode::Decoded;
 use super::super::operand::seg_of;
 use super::super::state::{flags, SegReg, RAX, RCX, RDI, RDX, RSI};
-use super::super::{Cpu, Fault, StopReason};
+use super::super::{Cpu, Fault};
 use smmsim_devices::AccessWidth;
 
 /// Elements one step of a REP instruction handles before yielding.
@@ -110,16 +110,11 @@ pub fn string(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
                 // OUTSB / OUTSW / OUTSD
                 let value = cpu.read_mem(source_seg, si, size)?;
                 let port = cpu.gpr(RDX, 2) as u16;
-                let ctx = cpu.access_context();
                 if done > 0 {
                     cpu.charge(cpu.timing.port_io);
                 }
                 advance(cpu, RSI, addr, step);
-                if cpu
-                    .platform
-                    .port_write(&ctx, port, port_width(size), value as u32)
-                {
-                    cpu.request_stop(StopReason::PlatformStop);
+                if cpu.port_out(port, port_width(size), value as u32) {
                     if repeated {
                         let count = cpu.gpr(RCX, addr).wrapping_sub(1);
                         cpu.set_gpr(RCX, addr, count);

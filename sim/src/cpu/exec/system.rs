@@ -5,7 +5,7 @@ use iced_x86::{Code, OpKind, Register};
 
 use super::super::decode::Decoded;
 use super::super::state::{cr0, flags, RAX, RBX, RCX, RDX};
-use super::super::{Cpu, Fault, StopReason, APIC_BASE_BSP};
+use super::super::{Cpu, Fault, APIC_BASE_BSP};
 use super::string::port_width;
 
 /// IN AL/AX/EAX, imm8 or DX.
@@ -24,10 +24,7 @@ pub fn port_out(cpu: &mut Cpu, d: &Decoded) -> Result<(), Fault> {
     let size = d.insn.op1_register().size() as u8;
     let port = cpu.read_op(d, 0, 2)? as u16;
     let value = cpu.gpr(RAX, size) as u32;
-    let ctx = cpu.access_context();
-    if cpu.platform.port_write(&ctx, port, port_width(size), value) {
-        cpu.request_stop(StopReason::PlatformStop);
-    }
+    cpu.port_out(port, port_width(size), value);
     Ok(())
 }
 
