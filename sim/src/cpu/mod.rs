@@ -285,6 +285,15 @@ impl Cpu {
             let ip_mask = mode.ip_mask();
             let ip = self.state.rip & ip_mask;
             let phys = self.state.seg(SegReg::Cs).base.wrapping_add(ip) & 0xFFFF_FFFF;
+            if !self.smm.in_smm && mem.smram().covers(phys, 1) {
+                // A non-SMM fetch from closed SMRAM reads all ones; FF FF is an invalid
+                // opcode, so the core takes #UD there, as it would on the chipset.
+                mem.smram().note_blocked(false);
+                self.next_rip = self.state.rip;
+                self.stats.invalid += 1;
+                self.deliver_fault(Fault::InvalidOpcode);
+                continue;
+            }
             let block = cache.lookup(&mem, phys, mode);
             for decoded in &block.insns {
                 self.next_rip = (self.state.rip + u64::from(decoded.len)) & ip_mask;

@@ -342,3 +342,45 @@ fn smram_is_decided_per_access_by_the_accessing_cpu() {
     assert_eq!(inside.read_linear(0x3_8000, 1), Ok(0));
     assert_eq!(outside.run(), StopReason::Halted);
 }
+
+#[test]
+fn a_hard_reset_puts_smbase_back_to_the_default() {
+    let layout = SaveStateLayout::Amd64;
+    let mut bench = halted_core(layout, Profile::Kvm, &relocation_handler(layout, 0x7_0000));
+    bench.cpu.raise_smi();
+    assert_eq!(bench.run(), StopReason::Halted);
+    assert_eq!(bench.cpu.smm.smbase, 0x7_0000);
+    bench.cpu.hard_reset();
+    assert_eq!(bench.cpu.smm.smbase, DEFAULT_SMBASE);
+    assert_eq!(bench.cpu.activity, Activity::Running, "CPU 0 is the BSP");
+    assert_eq!(bench.cpu.state.rip, 0xFFF0);
+}
+
+#[test]
+fn non_smm_code_cannot_run_from_smram() {
+    // jmp 0x8000:0000 (TSEG at 0x80000); IVT entry 6 → offset 0x10: mov ax, 6.
+    let mut code = vec![0xEA, 0x00, 0x00, 0x00, 0x80];
+    code.resize(0x10, 0x90);
+    code.extend_from_slice(&[0xB8, 0x06, 0x00]);
+    let mut bench = Bench::new(Mode::Real, &code);
+    bench
+        .cpu
+        .memory()
+        .write_bytes(0x8_0000, &[0x90, 0x90, 0xF4]);
+    bench
+        .cpu
+        .memory()
+        .write(6 * 4, 4, ((CODE_BASE >> 4) << 16) | 0x10);
+    bench
+        .cpu
+        .memory()
+        .smram()
+        .set(Some((0x8_0000, 0x1_0000)), false);
+    assert_eq!(bench.run(), StopReason::Halted);
+    assert_eq!(
+        bench.cpu.state.regs[RAX] & 0xFFFF,
+        6,
+        "#UD instead of running SMRAM code"
+    );
+    assert_eq!(bench.cpu.memory().smram().blocked().0, 1);
+}
