@@ -2,42 +2,18 @@
 //! the steps OVMF takes (`OvmfPkg/SmmAccess/SmramInternal.c`, `OvmfPkg/SmmControl2Dxe`,
 //! `OvmfPkg/PlatformPei`), with guest memory for fw_cfg DMA.
 
+mod common;
+
+use common::Ram;
 use smmsim_devices::{
-    AccessContext, AccessWidth, ApicId, ChipsetProfile, CpuIndex, DmaError, DmaMemory, Effect,
-    FwCfg, Q35Chipset, Q35Config, SmiFeatureSet, SmiTarget, SmramRange, SmramRegion,
+    AccessContext, AccessWidth, ApicId, ChipsetProfile, CpuIndex, Effect, FwCfg, Q35Chipset,
+    Q35Config, SmiFeatureSet, SmiTarget, SmramRange, SmramRegion,
 };
 use smmsim_traces::Cycle;
 
 const MIB: u64 = 1 << 20;
 const RAM: u64 = 512 * MIB;
 const PMBASE: u16 = 0x600;
-
-/// Flat guest RAM from address 0, as the simulator's memory would serve DMA.
-struct Ram(Vec<u8>);
-
-impl DmaMemory for Ram {
-    fn read(&mut self, address: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        let err = DmaError {
-            address,
-            len_bytes: buf.len(),
-        };
-        let start = usize::try_from(address).map_err(|_| err)?;
-        buf.copy_from_slice(self.0.get(start..start + buf.len()).ok_or(err)?);
-        Ok(())
-    }
-    fn write(&mut self, address: u64, bytes: &[u8]) -> Result<(), DmaError> {
-        let err = DmaError {
-            address,
-            len_bytes: bytes.len(),
-        };
-        let start = usize::try_from(address).map_err(|_| err)?;
-        self.0
-            .get_mut(start..start + bytes.len())
-            .ok_or(err)?
-            .copy_from_slice(bytes);
-        Ok(())
-    }
-}
 
 /// A machine reduced to what firmware touches here: the chipset, 64 KiB of RAM for DMA
 /// buffers, and the CPU executing the `IN`s and `OUT`s.

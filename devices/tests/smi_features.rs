@@ -2,9 +2,12 @@
 //! files in the fw_cfg directory, read what is supported, write the request with a DMA
 //! WRITE, select `features-ok` with a DMA SELECT|READ, and see what an APM write does next.
 
+mod common;
+
+use common::Ram;
 use smmsim_devices::{
-    AccessContext, AccessWidth, DmaError, DmaMemory, Effect, FwCfg, Q35Chipset, Q35Config,
-    SmiFeatureError, SmiFeatureSet, SmiNegotiation, SmiTarget,
+    AccessContext, AccessWidth, DmaMemory, Effect, FwCfg, Q35Chipset, Q35Config, SmiFeatureError,
+    SmiFeatureSet, SmiNegotiation, SmiTarget,
 };
 use smmsim_traces::Cycle;
 
@@ -13,33 +16,6 @@ const BUFFER: u64 = 0x2000;
 const B: u64 = SmiFeatureSet::BROADCAST.bits();
 const P: u64 = SmiFeatureSet::CPU_HOTPLUG.bits();
 const U: u64 = SmiFeatureSet::CPU_HOT_UNPLUG.bits();
-
-/// Flat guest RAM from address 0.
-struct Ram(Vec<u8>);
-
-impl DmaMemory for Ram {
-    fn read(&mut self, address: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        let err = DmaError {
-            address,
-            len_bytes: buf.len(),
-        };
-        let start = usize::try_from(address).map_err(|_| err)?;
-        buf.copy_from_slice(self.0.get(start..start + buf.len()).ok_or(err)?);
-        Ok(())
-    }
-    fn write(&mut self, address: u64, bytes: &[u8]) -> Result<(), DmaError> {
-        let err = DmaError {
-            address,
-            len_bytes: bytes.len(),
-        };
-        let start = usize::try_from(address).map_err(|_| err)?;
-        self.0
-            .get_mut(start..start + bytes.len())
-            .ok_or(err)?
-            .copy_from_slice(bytes);
-        Ok(())
-    }
-}
 
 struct Firmware {
     chipset: Q35Chipset,
