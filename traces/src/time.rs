@@ -8,11 +8,39 @@
 use std::fmt;
 
 /// A point in simulated time, counted in core clock cycles since machine power-on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// It derives bincode's `Encode`/`Decode` because every trace event carries one.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    bincode::Encode,
+    bincode::Decode,
+)]
 pub struct Cycle(pub u64);
 
 /// A length of simulated time in core clock cycles.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Encodable with bincode so that later trace events (and reports) can carry durations.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    bincode::Encode,
+    bincode::Decode,
+)]
 pub struct Cycles(pub u64);
 
 impl Cycle {

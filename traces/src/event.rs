@@ -1,0 +1,249 @@
+//! The events a run records: one [`Event`] per thing that happened, stamped with the cycle
+//! and the CPU it happened on.
+//!
+//! 1. A core or device notices something worth recording (an SMI, an RSM, a blocked SMRAM
+//!    write, …) and builds an [`Event`].
+//! 2. The simulator merges per-core buffers into (cycle, cpu) order and hands them to
+//!    [`crate::TraceWriter`].
+//! 3. Viewers read them back with [`crate::TraceReader`] and filter by [`EventKind::kind_name`].
+
+use crate::time::Cycle;
+
+/// One recorded happening: when, on which CPU, and what.
+///
+/// Exists so every producer (cores, the APIC bus, the hot-plug controller, the debug port)
+/// records into one type the trace file can order and encode.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode)]
+pub struct Event {
+    /// The cycle at which it happened.
+    pub cycle: Cycle,
+    /// The CPU index (not the APIC ID) it happened on; machine-wide events use the CPU that
+    /// caused them, or 0.
+    pub cpu: u32,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// The key events are ordered by in a trace: cycle first, then CPU index.
+    ///
+    /// The writer rejects chunks whose events go backwards in this key, so readers can seek.
+    pub fn order_key(&self) -> (Cycle, u32) {
+        (self.cycle, self.cpu)
+    }
+}
+
+/// Where an SMI came from, so a trace shows whether firmware, another CPU or the platform
+/// asked for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode)]
+pub enum SmiSource {
+    /// A write to the APM control port (0xB2).
+    ApmPort,
+    /// An IPI with delivery mode SMI from another CPU.
+    Ipi,
+    /// The platform itself (hot-plug controller, timer, …).
+    Platform,
+}
+
+/// What happened. Addresses are physical; APIC IDs are the guest-visible IDs.
+///
+/// Exists as one closed enum so the trace encoding, the `--kind` filter and the viewers all
+/// agree on the same set of happenings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode)]
+pub enum EventKind {
+    /// An SMI was latched for this CPU.
+    SmiRaised {
+        /// Who raised it.
+        source: SmiSource,
+    },
+    /// The CPU entered SMM (SDM Vol. 3C §32.5).
+    SmmEntry {
+        /// SMBASE in effect at entry.
+        smbase: u64,
+        /// Address of the state-save area written at entry.
+        save_area: u64,
+    },
+    /// The CPU executed RSM and left SMM (SDM Vol. 3C §32.5.3).
+    Rsm {
+        /// SMBASE before RSM.
+        old_smbase: u64,
+        /// SMBASE after RSM (differs when the handler relocated it).
+        new_smbase: u64,
+    },
+    /// The SMBASE of this CPU changed (SDM Vol. 3C §32.11).
+    SmbaseRelocated {
+        /// SMBASE before.
+        old: u64,
+        /// SMBASE after.
+        new: u64,
+    },
+    /// This CPU sent an IPI.
+    IpiSent {
+        /// The ICR delivery mode (0 fixed, 2 SMI, 5 INIT, 6 start-up, …).
+        mode: u8,
+        /// Destination APIC ID.
+        destination: u32,
+    },
+    /// An IPI arrived at this CPU.
+    IpiDelivered {
+        /// The ICR delivery mode.
+        mode: u8,
+        /// Source APIC ID.
+        source: u32,
+    },
+    /// This CPU received INIT.
+    Init,
+    /// This CPU received a start-up IPI.
+    Sipi {
+        /// The SIPI vector (start address / 4096).
+        vector: u8,
+    },
+    /// This CPU halted.
+    Halt,
+    /// This CPU left the halted state.
+    Wake,
+    /// A CPU was hot-added.
+    HotAdd {
+        /// APIC ID of the new CPU.
+        apic_id: u32,
+    },
+    /// A CPU was hot-removed.
+    HotRemove {
+        /// APIC ID of the removed CPU.
+        apic_id: u32,
+    },
+    /// The machine or this CPU was reset.
+    Reset {
+        /// True for a hard (power-on style) reset.
+        hard: bool,
+    },
+    /// An access to SMRAM from outside SMM was blocked.
+    SmramBlocked {
+        /// The physical address accessed.
+        address: u64,
+        /// True for a write, false for a read.
+        write: bool,
+    },
+    /// A line the guest wrote to the debug console port.
+    ConsoleLine {
+        /// The line, without its newline.
+        text: String,
+    },
+    /// The run ended.
+    RunEnd {
+        /// The status the guest reported through the debug-exit port.
+        status: u32,
+    },
+}
+
+impl EventKind {
+    /// Every name [`EventKind::kind_name`] can return, in declaration order, so a CLI can
+    /// validate `--kind` arguments and list them in its help.
+    pub const NAMES: [&'static str; 16] = [
+        "smi_raised",
+        "smm_entry",
+        "rsm",
+        "smbase_relocated",
+        "ipi_sent",
+        "ipi_delivered",
+        "init",
+        "sipi",
+        "halt",
+        "wake",
+        "hot_add",
+        "hot_remove",
+        "reset",
+        "smram_blocked",
+        "console_line",
+        "run_end",
+    ];
+
+    /// A short snake_case name for the variant, used by `--kind` filters and viewers.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            EventKind::SmiRaised { .. } => "smi_raised",
+            EventKind::SmmEntry { .. } => "smm_entry",
+            EventKind::Rsm { .. } => "rsm",
+            EventKind::SmbaseRelocated { .. } => "smbase_relocated",
+            EventKind::IpiSent { .. } => "ipi_sent",
+            EventKind::IpiDelivered { .. } => "ipi_delivered",
+            EventKind::Init => "init",
+            EventKind::Sipi { .. } => "sipi",
+            EventKind::Halt => "halt",
+            EventKind::Wake => "wake",
+            EventKind::HotAdd { .. } => "hot_add",
+            EventKind::HotRemove { .. } => "hot_remove",
+            EventKind::Reset { .. } => "reset",
+            EventKind::SmramBlocked { .. } => "smram_blocked",
+            EventKind::ConsoleLine { .. } => "console_line",
+            EventKind::RunEnd { .. } => "run_end",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One value of every variant, in declaration order.
+    fn one_of_each() -> Vec<EventKind> {
+        vec![
+            EventKind::SmiRaised {
+                source: SmiSource::ApmPort,
+            },
+            EventKind::SmmEntry {
+                smbase: 0x3_0000,
+                save_area: 0x3_FE00,
+            },
+            EventKind::Rsm {
+                old_smbase: 0x3_0000,
+                new_smbase: 0x7F00_0000,
+            },
+            EventKind::SmbaseRelocated {
+                old: 0x3_0000,
+                new: 0x7F00_0000,
+            },
+            EventKind::IpiSent {
+                mode: 2,
+                destination: 1,
+            },
+            EventKind::IpiDelivered { mode: 2, source: 0 },
+            EventKind::Init,
+            EventKind::Sipi { vector: 0x9F },
+            EventKind::Halt,
+            EventKind::Wake,
+            EventKind::HotAdd { apic_id: 4 },
+            EventKind::HotRemove { apic_id: 4 },
+            EventKind::Reset { hard: true },
+            EventKind::SmramBlocked {
+                address: 0xA_0000,
+                write: true,
+            },
+            EventKind::ConsoleLine {
+                text: "hello".into(),
+            },
+            EventKind::RunEnd { status: 0 },
+        ]
+    }
+
+    #[test]
+    fn names_list_matches_kind_name_in_order() {
+        let names: Vec<_> = one_of_each().iter().map(EventKind::kind_name).collect();
+        assert_eq!(names, EventKind::NAMES);
+    }
+
+    #[test]
+    fn order_key_is_cycle_then_cpu() {
+        let a = Event {
+            cycle: Cycle(5),
+            cpu: 3,
+            kind: EventKind::Halt,
+        };
+        let b = Event {
+            cycle: Cycle(6),
+            cpu: 0,
+            kind: EventKind::Halt,
+        };
+        assert!(a.order_key() < b.order_key());
+    }
+}
