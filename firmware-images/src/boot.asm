@@ -114,6 +114,8 @@
 %include "include/console.inc"
 %include "include/pmode.inc"
 %include "include/smm.inc"
+%include "include/decimal.inc"
+%include "include/mp.inc"
 
 ; --- fw_cfg (PLATFORM.md "fw_cfg"; QEMU docs/specs/fw_cfg.rst) -------------------------------
 FW_CFG_SEL          equ 0x510       ; 16-bit selector
@@ -188,19 +190,6 @@ TILE_BUFFER_OFF     equ 0x8000          ; SMBASE(i) = TSEG base + TILE_BUFFER_OF
 %if SMRAM_TABLE_OFF + 8 * (MAX_CPUS + 1) > TILE_BUFFER_OFF
  %error "the SMRAM report table runs into the first tile"
 %endif
-
-; Enter 32-bit protected mode with the GDT read from the image (as mp-hello; pmode.inc's
-; ENTER_PM32 would copy it to 0x8000, the AP page).
-%macro ENTER_PM32_ROM_GDT 3
-        o32 lgdt [cs:%%gdtr]
-        mov     eax, cr0
-        or      al, 1                   ; CR0.PE
-        mov     cr0, eax
-        jmp     dword CODE32_SEL:(ROMBASE + %3)
-%%gdtr:
-        dw      %2 - %1 - 1
-        dd      ROMBASE + %1
-%endmacro
 
 ; FAIL code, "text": print "boot: text" and exit with `code`.
 %macro FAIL 2+
@@ -434,57 +423,20 @@ pm_entry:
         NEWLINE
 
 ; === Step 3a: start the APs, learn the APIC IDs, assign slots ================================
-        mov     esi, ROMA(ap_trampoline)
-        mov     edi, TRAMPOLINE_ADDR
-        mov     ecx, ap_trampoline_end - ap_trampoline
-        rep movsb
+        MP_COPY_TRAMPOLINE
         mov     dword [VAR_TICKET], 1   ; index 0 is the BSP's
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24                 ; CPUID.1:EBX[31:24] = initial APIC ID
+        MP_APIC_ID
         mov     [VAR_BSP_APIC], ebx
         mov     [APIC_TABLE], ebx
         bts     [VAR_STARTED], ebx
         mov     dword [APIC_SVR], APIC_SVR_ENABLE_FF
         cmp     dword [VAR_NCPUS], 1
         je      .aps_arrived
-        mov     eax, ICR_INIT_ALL_BUT_SELF
-        call    send_ipi_shorthand
-        call    ipi_delay
-        mov     eax, ICR_SIPI_ALL_BUT_SELF | SIPI_VECTOR
-        call    send_ipi_shorthand
-        call    ipi_delay
-        mov     eax, ICR_SIPI_ALL_BUT_SELF | SIPI_VECTOR
-        call    send_ipi_shorthand
-        mov     ecx, [VAR_NCPUS]
-        dec     ecx
-.wait_aps:
-        cmp     [VAR_ARRIVED], ecx
-        je      .aps_arrived
-        pause
-        jmp     .wait_aps
+        MP_INIT_SIPI_SIPI send_ipi_shorthand, ICR_INIT_ALL_BUT_SELF, ICR_SIPI_ALL_BUT_SELF | SIPI_VECTOR
+        MP_WAIT_APS VAR_ARRIVED
 .aps_arrived:
         ; Insertion sort: slot order = ascending APIC ID, independent of arrival order.
-        mov     ecx, 1
-.sort_outer:
-        cmp     ecx, [VAR_NCPUS]
-        jae     .sorted
-        mov     eax, [APIC_TABLE + ecx * 4]
-        mov     edx, ecx
-.sort_inner:
-        test    edx, edx
-        jz      .sort_place
-        mov     ebx, [APIC_TABLE + edx * 4 - 4]
-        cmp     ebx, eax
-        jbe     .sort_place
-        mov     [APIC_TABLE + edx * 4], ebx
-        dec     edx
-        jmp     .sort_inner
-.sort_place:
-        mov     [APIC_TABLE + edx * 4], eax
-        inc     ecx
-        jmp     .sort_outer
-.sorted:
+        MP_SORT_APIC_TABLE
         xor     ecx, ecx                ; find the BSP's slot
         mov     eax, [VAR_BSP_APIC]
 .find_bsp:
@@ -712,14 +664,7 @@ wait_icr_idle:
 .idle:
         ret
 
-ipi_delay:
-        push    ecx
-        mov     ecx, IPI_DELAY_PAUSES
-.spin:
-        pause
-        loop    .spin
-        pop     ecx
-        ret
+        MP_IPI_DELAY_ROUTINE            ; ipi_delay
 
 ; fw_cfg: select key AX (the data offset restarts at 0). Preserves all registers.
 fw_select:
@@ -911,33 +856,7 @@ pci_write32:
         pop     edx
         ret
 
-; dec32_32: print EAX in decimal. Preserves all registers and the flags.
-dec32_32:
-        pushf
-        push    eax
-        push    ebx
-        push    ecx
-        push    edx
-        mov     ebx, 10
-        xor     ecx, ecx
-.digit:
-        xor     edx, edx
-        div     ebx
-        push    edx
-        inc     ecx
-        test    eax, eax
-        jnz     .digit
-.emit:
-        pop     eax
-        add     al, '0'
-        call    putc_32
-        loop    .emit
-        pop     edx
-        pop     ecx
-        pop     ebx
-        pop     eax
-        popf
-        ret
+        DEC32_ROUTINE_32                ; dec32_32
 
         CONSOLE_ROUTINES
 
@@ -956,34 +875,22 @@ gdt_end:
 ; Real mode, CS = 0x0800 (base 0x8000), IP = 0; only relative jumps and DS-relative data.
         MODE    16
 ap_trampoline:
-        cli
-        cld
-        xor     ax, ax
-        mov     ds, ax
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24                 ; APIC ID
-        lock bts [VAR_STARTED], ebx     ; at most one ticket per APIC ID
-        jc      .park
-        mov     eax, 1
-        lock xadd [VAR_TICKET], eax     ; EAX = this AP's table index
+        ; DS = 0, EBX = APIC ID; at most once per APIC ID (else park); then the ticket:
+        ; EAX = this AP's table index.
+        MP_AP_TAKE_TICKET .park, eax
         mov     di, ax
         shl     di, 2
         mov     [APIC_TABLE + di], ebx
         lock inc dword [VAR_ARRIVED]    ; only after the store: the BSP may now read it
 .park:
-        cli
-        hlt                             ; an SMI wakes the CPU; RSM returns after the HLT
-        jmp     .park
+        MP_AP_PARK                      ; an SMI wakes the CPU; RSM returns after the HLT
 
 ; The relocation SMI returns here (the handler rewrote the saved IP): the AP has executed
 ; RSM, so its new SMBASE is in force and 0x30000 is free for the next CPU. Say so, then park.
 ap_after_reloc:
         xor     ax, ax
         mov     ds, ax
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24
+        MP_APIC_ID
         mov     [VAR_RELOC_LEFT], ebx
         jmp     ap_trampoline.park
 ap_trampoline_end:

@@ -27,6 +27,7 @@
 %include "include/mode.inc"
 %include "include/console.inc"
 %include "include/pmode.inc"
+%include "include/mips_loop.inc"
 
 ITERATIONS  equ 10000000
 DATA_ADDR   equ 0x9000          ; the word the loop loads and stores (RAM)
@@ -41,19 +42,8 @@ pm_entry:
         PM32_SEGMENTS
         mov     ecx, ITERATIONS
         mov     esi, DATA_ADDR
-        xor     eax, eax
-        mov     edx, 0x9E3779B9
-        mov     [esi], eax
-        ; The measured loop: 8 instructions per iteration.
-.loop:
-        add     eax, ecx                ; 1 ALU
-        xor     edx, eax                ; 2 ALU
-        mov     ebx, [esi]              ; 3 load
-        add     ebx, edx                ; 4 ALU
-        mov     [esi], ebx              ; 5 store
-        rol     edx, 5                  ; 6 ALU (shift unit)
-        dec     ecx                     ; 7 ALU, sets ZF
-        jnz     .loop                   ; 8 conditional branch (taken 9,999,999 times)
+        MIPS_LOOP                       ; setup 3, then 8 instructions per iteration
+                                        ; (the JNZ is taken 9,999,999 times)
 
         PRINTLN "loop done"
         EXIT    0

@@ -53,32 +53,11 @@
 %include "include/mode.inc"
 %include "include/console.inc"
 %include "include/pmode.inc"
-
-; fw_cfg (PLATFORM.md "I/O ports" and "fw_cfg"; QEMU docs/specs/fw_cfg.rst)
-FW_CFG_SEL          equ 0x510       ; 16-bit selector port
-FW_CFG_DATA         equ 0x511       ; 8-bit data port
-FW_CFG_SIGNATURE    equ 0x0000      ; key: the four bytes "QEMU"
-FW_CFG_NB_CPUS      equ 0x0005      ; key: boot CPU count, LE16
-
-; Local APIC, xAPIC MMIO (PLATFORM.md "Local APIC"; SDM Vol. 3A APIC chapter)
-APIC_MMIO           equ 0xFEE00000
-APIC_SVR            equ APIC_MMIO + 0x0F0   ; spurious-interrupt vector register
-APIC_ICR_LOW        equ APIC_MMIO + 0x300   ; writing it sends the IPI
-APIC_ICR_HIGH       equ APIC_MMIO + 0x310   ; destination in bits 31:24
-SVR_ENABLE_VEC_FF   equ 0x1FF               ; bit 8 APIC software enable, spurious vector 0xFF
-ICR_DELIVERY_BUSY   equ 1 << 12             ; delivery status: 1 = send pending
-
-; ICR low dword fields used: bits 19:18 destination shorthand (11 = all excluding self),
-; bit 15 trigger mode (0 = edge), bit 14 level (1 = assert), bits 10:8 delivery mode
-; (101 = INIT, 110 = start-up), bits 7:0 vector (the start-up page number for a SIPI).
-SIPI_VECTOR         equ 0x08                ; AP starts at 0x0800:0000 = linear 0x8000
-ICR_INIT_ALL_BUT_SELF equ 0x000C4500        ; all-excluding-self | assert | INIT
-ICR_SIPI_ALL_BUT_SELF equ 0x000C4600 | SIPI_VECTOR  ; all-excluding-self | assert | start-up
-
-IPI_DELAY_PAUSES    equ 1000        ; stands in for the SDM's 10 ms / 200 us (see above)
+%include "include/decimal.inc"
+%include "include/mp_defs.inc"
+%include "include/mp.inc"
 
 ; RAM layout (see the header)
-TRAMPOLINE_ADDR     equ SIPI_VECTOR << 12   ; 0x8000
 VARS                equ 0x9000
 VAR_TICKET          equ VARS + 0x00     ; dd: next table index (the BSP owns index 0)
 VAR_ARRIVED         equ VARS + 0x04     ; dd: APs that have stored their APIC ID
@@ -91,29 +70,12 @@ AP_STACK_BASE       equ 0x20000
 AP_STACK_SIZE       equ 128             ; bytes per AP: ticket t has SS = base/16 + t*8, SP = 128
 AP_STACK_SEG        equ AP_STACK_BASE >> 4
 
-; CPUID leaf 1 gives an 8-bit APIC ID and 0xFF is the xAPIC broadcast destination, so an
-; xAPIC machine has at most 255 distinct CPUs; more would need x2APIC (CPUID leaf 0xB).
-MAX_CPUS            equ 255
-
 %if MAX_CPUS > TABLE_ENTRIES
  %error "the APIC-ID table is too small"
 %endif
 %if AP_STACK_BASE + TABLE_ENTRIES * AP_STACK_SIZE > 0xA0000
  %error "AP stacks would reach past 0xA0000"
 %endif
-
-; Enter 32-bit protected mode with a GDT read straight from the image (high mapping); same
-; steps as pmode.inc's ENTER_PM32, minus the copy to GDT_RAM (0x8000, the AP page here).
-%macro ENTER_PM32_ROM_GDT 3
-        o32 lgdt [cs:%%gdtr]
-        mov     eax, cr0
-        or      al, 1                   ; CR0.PE
-        mov     cr0, eax
-        jmp     dword CODE32_SEL:(ROMBASE + %3)
-%%gdtr:
-        dw      %2 - %1 - 1             ; limit
-        dd      ROMBASE + %1            ; base: the GDT's linear address in the image
-%endmacro
 
         MODE    16
 start:
@@ -125,52 +87,12 @@ pm_entry:
         PM32_SEGMENTS
 
 ; --- Step 1: the number of CPUs, from fw_cfg ------------------------------------------------
-        ; Select key 0x0000 and read the signature: four bytes "QEMU". Each IN AL lands in
-        ; bits 7:0 and the ROR moves it to 31:24, so after four bytes EAX holds them in
-        ; little-endian order, i.e. the dword 'QEMU'.
-        mov     dx, FW_CFG_SEL
-        mov     ax, FW_CFG_SIGNATURE
-        out     dx, ax
-        mov     dx, FW_CFG_DATA
-        mov     ecx, 4
-.sig_byte:
-        in      al, dx
-        ror     eax, 8
-        loop    .sig_byte
-        cmp     eax, 'QEMU'
-        je      .have_fw_cfg
-        PRINTLN "mp-hello: no fw_cfg signature"
-        EXIT    1
-.have_fw_cfg:
-        ; Key 0x0005: the boot CPU count, two bytes little-endian.
-        mov     dx, FW_CFG_SEL
-        mov     ax, FW_CFG_NB_CPUS
-        out     dx, ax
-        mov     dx, FW_CFG_DATA
-        in      al, dx
-        mov     cl, al
-        in      al, dx
-        mov     ch, al
-        movzx   ecx, cx
-        mov     [VAR_NCPUS], ecx
-        test    ecx, ecx
-        jz      .bad_count
-        cmp     ecx, MAX_CPUS
-        jbe     .count_ok
-.bad_count:
-        PRINT   "mp-hello: unsupported boot CPU count "
-        mov     eax, ecx
-        call    dec32_32
-        NEWLINE
-        EXIT    2
-.count_ok:
+        ; Signature check, then N = the boot CPU count (1 .. MAX_CPUS) into VAR_NCPUS.
+        MP_FW_CFG_CPU_COUNT "mp-hello: "
 
 ; --- Step 2: the AP start-up code goes to 0x8000 (SIPI vector 0x08) --------------------------
         ; DS and ES are flat, so the image is readable at ROMBASE + offset.
-        mov     esi, ROMA(ap_trampoline)
-        mov     edi, TRAMPOLINE_ADDR
-        mov     ecx, ap_trampoline_end - ap_trampoline
-        rep movsb
+        MP_COPY_TRAMPOLINE
 
 ; --- Step 3: shared state, written before any AP can run -------------------------------------
         xor     eax, eax
@@ -183,9 +105,7 @@ pm_entry:
         mov     [VAR_ARRIVED], eax      ; arrived = 0
         mov     dword [VAR_TICKET], 1   ; APs take indices 1, 2, ...
         ; The BSP's own APIC ID is entry 0 (and marked started, for symmetry).
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24                 ; CPUID.1:EBX[31:24] = initial APIC ID
+        MP_APIC_ID
         mov     [APIC_TABLE], ebx
         bts     [VAR_STARTED], ebx
 
@@ -193,51 +113,16 @@ pm_entry:
         ; Enable the local APIC in software (SVR bit 8; it is clear after RESET), as the
         ; SDM's BSP sequence does before it broadcasts the IPIs.
         mov     dword [APIC_SVR], SVR_ENABLE_VEC_FF
-        ; INIT to all excluding self: every AP goes to wait-for-SIPI. (The matching
-        ; "INIT level de-assert" is not needed since the Pentium 4; QEMU ignores it.)
-        mov     eax, ICR_INIT_ALL_BUT_SELF
-        call    send_ipi
-        call    ipi_delay
-        ; The first SIPI starts every AP at 0x0800:0000. The second one is the SDM's
-        ; retry for an AP that missed the first; an AP that is already running ignores it.
-        mov     eax, ICR_SIPI_ALL_BUT_SELF
-        call    send_ipi
-        call    ipi_delay
-        mov     eax, ICR_SIPI_ALL_BUT_SELF
-        call    send_ipi
+        ; INIT to all excluding self: every AP goes to wait-for-SIPI. The first SIPI starts
+        ; every AP at 0x0800:0000; the second is the retry for an AP that missed the first.
+        MP_INIT_SIPI_SIPI send_ipi, ICR_INIT_ALL_BUT_SELF, ICR_SIPI_ALL_BUT_SELF
 
 ; --- Step 5: wait for all N - 1 APs, then sort and print --------------------------------------
-        mov     ecx, [VAR_NCPUS]
-        dec     ecx                     ; APs to wait for
-.wait_aps:
-        cmp     [VAR_ARRIVED], ecx
-        je      .all_arrived
-        pause
-        jmp     .wait_aps
-.all_arrived:
+        MP_WAIT_APS VAR_ARRIVED
 
-        ; Insertion sort of table[0 .. N-1] (unsigned, ascending). The arrival order (and so
-        ; the order in the table) depends on scheduling; the sorted list does not.
-        mov     ecx, 1                  ; i
-.sort_outer:
-        cmp     ecx, [VAR_NCPUS]
-        jae     .sorted
-        mov     eax, [APIC_TABLE + ecx * 4]     ; key = table[i]
-        mov     edx, ecx                        ; j = i
-.sort_inner:
-        test    edx, edx
-        jz      .sort_place
-        mov     ebx, [APIC_TABLE + edx * 4 - 4] ; table[j - 1]
-        cmp     ebx, eax
-        jbe     .sort_place
-        mov     [APIC_TABLE + edx * 4], ebx     ; shift it up
-        dec     edx
-        jmp     .sort_inner
-.sort_place:
-        mov     [APIC_TABLE + edx * 4], eax
-        inc     ecx
-        jmp     .sort_outer
-.sorted:
+        ; Sort table[0 .. N-1] ascending: the arrival order depends on scheduling, the
+        ; sorted list does not.
+        MP_SORT_APIC_TABLE
 
         PRINT   "cpus: "
         mov     eax, [VAR_NCPUS]
@@ -254,58 +139,9 @@ pm_entry:
 
         EXIT    0
 
-; send_ipi: EAX = ICR low dword. The destination field (ICR high) is unused with a
-; shorthand; it is cleared anyway. Writing ICR low sends the IPI; then wait until the
-; delivery status bit reads idle (edk2's SendIpi does the same; QEMU always reads 0).
-send_ipi:
-        mov     dword [APIC_ICR_HIGH], 0
-        mov     [APIC_ICR_LOW], eax
-.busy:
-        test    dword [APIC_ICR_LOW], ICR_DELIVERY_BUSY
-        jz      .sent
-        pause
-        jmp     .busy
-.sent:
-        ret
-
-; ipi_delay: a short PAUSE loop between INIT and SIPI and between the two SIPIs.
-ipi_delay:
-        push    ecx
-        mov     ecx, IPI_DELAY_PAUSES
-.spin:
-        pause
-        loop    .spin
-        pop     ecx
-        ret
-
-; dec32_32: print EAX in decimal, no leading zeros. Preserves all registers and the flags,
-; like the console.inc routines.
-dec32_32:
-        pushf
-        push    eax
-        push    ebx
-        push    ecx
-        push    edx
-        mov     ebx, 10
-        xor     ecx, ecx
-.digit:
-        xor     edx, edx
-        div     ebx                     ; EAX = quotient, EDX = next digit (least significant first)
-        push    edx
-        inc     ecx
-        test    eax, eax
-        jnz     .digit
-.emit:
-        pop     eax
-        add     al, '0'
-        call    putc_32
-        loop    .emit
-        pop     edx
-        pop     ecx
-        pop     ebx
-        pop     eax
-        popf
-        ret
+        MP_SEND_IPI_ROUTINE             ; send_ipi
+        MP_IPI_DELAY_ROUTINE            ; ipi_delay
+        DEC32_ROUTINE_32                ; dec32_32
 
         CONSOLE_ROUTINES
 
@@ -323,22 +159,9 @@ gdt_end:
 ; copied. It needs no stack until it has a ticket, and then gets one of its own.
         MODE    16
 ap_trampoline:
-        cli
-        cld
-        xor     ax, ax
-        mov     ds, ax
-        ; Who am I? CPUID.1:EBX[31:24] is the initial APIC ID.
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24
-        ; Run at most once per APIC ID: LOCK BTS atomically sets "started" and returns the
-        ; old bit in CF. Were this AP ever started a second time, it would park at once
-        ; instead of taking a second ticket.
-        lock bts [VAR_STARTED], ebx
-        jc      .park
-        ; The ticket: EAX = old value = this AP's table index (1 .. N-1).
-        mov     eax, 1
-        lock xadd [VAR_TICKET], eax
+        ; DS = 0, EBX = APIC ID; at most once per APIC ID (else park); then the ticket:
+        ; EAX = this AP's table index (1 .. N-1).
+        MP_AP_TAKE_TICKET .park, eax
         ; A private stack: SS = AP_STACK_SEG + index * (AP_STACK_SIZE / 16), SP = AP_STACK_SIZE.
         mov     dx, ax
         shl     dx, 3                   ; * AP_STACK_SIZE / 16
@@ -349,9 +172,7 @@ ap_trampoline:
         ; Announce: only now may the BSP count this AP (the table entry is in place).
         lock inc dword [VAR_ARRIVED]
 .park:
-        cli
-        hlt
-        jmp     .park
+        MP_AP_PARK
 
 ; table[EAX] = EBX (APIC ID). Uses this AP's stack for the return address and ES.
 .record:

@@ -38,8 +38,8 @@
 ; and exits with 1 (status 3); a CPU count outside 1 .. MAX_CPUS prints
 ; "mp-loop: unsupported boot CPU count N" and exits with 2 (status 5).
 ;
-; Bring-up is mp-hello's (see mp-hello.asm for the SDM references and the reasoning), copied
-; rather than shared so that mp-hello.bin stays untouched: fw_cfg key 0x0005 gives N, the
+; Bring-up is mp-hello's (see mp-hello.asm for the SDM references and the reasoning), shared
+; through include/mp.inc and include/mp_defs.inc; the loop is include/mips_loop.inc: fw_cfg key 0x0005 gives N, the
 ; AP start-up code is copied to 0x8000 (SIPI vector 0x08), the BSP enables its local APIC and
 ; broadcasts INIT-SIPI-SIPI through the xAPIC ICR. Differences from mp-hello:
 ;   * An AP does not record its APIC ID; after taking its ticket (LOCK XADD) it switches to
@@ -61,34 +61,16 @@
 %include "include/mode.inc"
 %include "include/console.inc"
 %include "include/pmode.inc"
+%include "include/decimal.inc"
+%include "include/mp_defs.inc"
+%include "include/mp.inc"
+%include "include/mips_loop.inc"
 
 %ifndef ITERATIONS
  %define ITERATIONS 5000000     ; per CPU (override only for instruction-count experiments)
 %endif
 
-; fw_cfg (PLATFORM.md "I/O ports" and "fw_cfg"; QEMU docs/specs/fw_cfg.rst)
-FW_CFG_SEL          equ 0x510       ; 16-bit selector port
-FW_CFG_DATA         equ 0x511       ; 8-bit data port
-FW_CFG_SIGNATURE    equ 0x0000      ; key: the four bytes "QEMU"
-FW_CFG_NB_CPUS      equ 0x0005      ; key: boot CPU count, LE16
-
-; Local APIC, xAPIC MMIO (PLATFORM.md "Local APIC"; SDM Vol. 3A APIC chapter)
-APIC_MMIO           equ 0xFEE00000
-APIC_SVR            equ APIC_MMIO + 0x0F0   ; spurious-interrupt vector register
-APIC_ICR_LOW        equ APIC_MMIO + 0x300   ; writing it sends the IPI
-APIC_ICR_HIGH       equ APIC_MMIO + 0x310   ; destination in bits 31:24
-SVR_ENABLE_VEC_FF   equ 0x1FF               ; bit 8 APIC software enable, spurious vector 0xFF
-ICR_DELIVERY_BUSY   equ 1 << 12             ; delivery status: 1 = send pending
-
-; ICR low dword: all-excluding-self shorthand, edge, assert, INIT / start-up (see mp-hello).
-SIPI_VECTOR         equ 0x08                ; AP starts at 0x0800:0000 = linear 0x8000
-ICR_INIT_ALL_BUT_SELF equ 0x000C4500
-ICR_SIPI_ALL_BUT_SELF equ 0x000C4600 | SIPI_VECTOR
-
-IPI_DELAY_PAUSES    equ 1000        ; stands in for the SDM's 10 ms / 200 us
-
 ; RAM layout (see the header)
-TRAMPOLINE_ADDR     equ SIPI_VECTOR << 12   ; 0x8000
 DATA_BASE           equ 0x9000
 DATA_STRIDE         equ 64                  ; one cache line per CPU
 VARS                equ 0xD000
@@ -99,29 +81,12 @@ VAR_STARTED         equ VARS + 0xC0     ; 256 bits: bit i = APIC ID i has taken 
 AP_STACK_BASE       equ 0x20000
 AP_STACK_SIZE       equ 128             ; ticket t: ESP = base + (t + 1) * size
 
-; CPUID leaf 1 gives an 8-bit APIC ID and 0xFF is the xAPIC broadcast destination, so an
-; xAPIC machine has at most 255 distinct CPUs.
-MAX_CPUS            equ 255
-
 %if DATA_BASE + MAX_CPUS * DATA_STRIDE > VARS
  %error "the per-CPU data words would reach the shared variables"
 %endif
 %if AP_STACK_BASE + MAX_CPUS * AP_STACK_SIZE > 0xA0000
  %error "AP stacks would reach past 0xA0000"
 %endif
-
-; Enter 32-bit protected mode with a GDT read straight from the image (high mapping); the
-; GDT cannot be copied to GDT_RAM (0x8000) because the AP start-up code lives there.
-%macro ENTER_PM32_ROM_GDT 3
-        o32 lgdt [cs:%%gdtr]
-        mov     eax, cr0
-        or      al, 1                   ; CR0.PE
-        mov     cr0, eax
-        jmp     dword CODE32_SEL:(ROMBASE + %3)
-%%gdtr:
-        dw      %2 - %1 - 1             ; limit
-        dd      ROMBASE + %1            ; base: the GDT's linear address in the image
-%endmacro
 
         MODE    16
 start:
@@ -133,47 +98,10 @@ pm_entry:
         PM32_SEGMENTS
 
 ; --- Step 1: the number of CPUs, from fw_cfg ------------------------------------------------
-        mov     dx, FW_CFG_SEL
-        mov     ax, FW_CFG_SIGNATURE
-        out     dx, ax
-        mov     dx, FW_CFG_DATA
-        mov     ecx, 4
-.sig_byte:
-        in      al, dx
-        ror     eax, 8
-        loop    .sig_byte
-        cmp     eax, 'QEMU'
-        je      .have_fw_cfg
-        PRINTLN "mp-loop: no fw_cfg signature"
-        EXIT    1
-.have_fw_cfg:
-        mov     dx, FW_CFG_SEL
-        mov     ax, FW_CFG_NB_CPUS
-        out     dx, ax
-        mov     dx, FW_CFG_DATA
-        in      al, dx
-        mov     cl, al
-        in      al, dx
-        mov     ch, al
-        movzx   ecx, cx
-        mov     [VAR_NCPUS], ecx
-        test    ecx, ecx
-        jz      .bad_count
-        cmp     ecx, MAX_CPUS
-        jbe     .count_ok
-.bad_count:
-        PRINT   "mp-loop: unsupported boot CPU count "
-        mov     eax, ecx
-        call    dec32_32
-        NEWLINE
-        EXIT    2
-.count_ok:
+        MP_FW_CFG_CPU_COUNT "mp-loop: "   ; N into VAR_NCPUS (1 .. MAX_CPUS) or exit
 
 ; --- Step 2: the AP start-up code goes to 0x8000 (SIPI vector 0x08) --------------------------
-        mov     esi, ROMA(ap_trampoline)
-        mov     edi, TRAMPOLINE_ADDR
-        mov     ecx, ap_trampoline_end - ap_trampoline
-        rep movsb
+        MP_COPY_TRAMPOLINE
 
 ; --- Step 3: shared state, written before any AP can run -------------------------------------
         xor     eax, eax
@@ -182,35 +110,19 @@ pm_entry:
         rep stosd                       ; no APIC ID has started
         mov     [VAR_DONE], eax         ; done = 0
         mov     dword [VAR_TICKET], 1   ; APs take indices 1, 2, ...
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24                 ; the BSP's APIC ID is marked started, for symmetry
+        MP_APIC_ID                      ; the BSP's APIC ID is marked started, for symmetry
         bts     [VAR_STARTED], ebx
 
 ; --- Step 4: INIT-SIPI-SIPI ------------------------------------------------------------------
         mov     dword [APIC_SVR], SVR_ENABLE_VEC_FF
-        mov     eax, ICR_INIT_ALL_BUT_SELF
-        call    send_ipi
-        call    ipi_delay
-        mov     eax, ICR_SIPI_ALL_BUT_SELF
-        call    send_ipi
-        call    ipi_delay
-        mov     eax, ICR_SIPI_ALL_BUT_SELF
-        call    send_ipi
+        MP_INIT_SIPI_SIPI send_ipi, ICR_INIT_ALL_BUT_SELF, ICR_SIPI_ALL_BUT_SELF
 
 ; --- Step 5: the BSP's own loop (index 0) -----------------------------------------------------
         mov     esi, DATA_BASE
         call    compute_loop
 
 ; --- Step 6: wait for all N - 1 APs, then report ----------------------------------------------
-        mov     ecx, [VAR_NCPUS]
-        dec     ecx                     ; APs to wait for
-.wait_aps:
-        cmp     [VAR_DONE], ecx
-        je      .all_done
-        pause
-        jmp     .wait_aps
-.all_done:
+        MP_WAIT_APS VAR_DONE
         PRINT   "mp-loop done: "
         mov     eax, [VAR_NCPUS]
         call    dec32_32
@@ -221,19 +133,7 @@ pm_entry:
 ; instructions per iteration. Clobbers EAX EBX ECX EDX and the flags.
 compute_loop:
         mov     ecx, ITERATIONS
-        xor     eax, eax
-        mov     edx, 0x9E3779B9
-        mov     [esi], eax
-        ; The measured loop: 8 instructions per iteration.
-.loop:
-        add     eax, ecx                ; 1 ALU
-        xor     edx, eax                ; 2 ALU
-        mov     ebx, [esi]              ; 3 load
-        add     ebx, edx                ; 4 ALU
-        mov     [esi], ebx              ; 5 store
-        rol     edx, 5                  ; 6 ALU (shift unit)
-        dec     ecx                     ; 7 ALU, sets ZF
-        jnz     .loop                   ; 8 conditional branch
+        MIPS_LOOP                       ; setup 3 + 8 per iteration
         ret
 
 ; An AP arrives here in 32-bit protected mode (far jump from the trampoline) with its ticket
@@ -255,59 +155,11 @@ ap_pm_entry:
         ; Announce: only now may the BSP count this AP as finished.
         lock inc dword [VAR_DONE]
 .park:
-        cli
-        hlt
-        jmp     .park
+        MP_AP_PARK
 
-; send_ipi: EAX = ICR low dword; waits until the delivery status reads idle.
-send_ipi:
-        mov     dword [APIC_ICR_HIGH], 0
-        mov     [APIC_ICR_LOW], eax
-.busy:
-        test    dword [APIC_ICR_LOW], ICR_DELIVERY_BUSY
-        jz      .sent
-        pause
-        jmp     .busy
-.sent:
-        ret
-
-; ipi_delay: a short PAUSE loop between INIT and SIPI and between the two SIPIs.
-ipi_delay:
-        push    ecx
-        mov     ecx, IPI_DELAY_PAUSES
-.spin:
-        pause
-        loop    .spin
-        pop     ecx
-        ret
-
-; dec32_32: print EAX in decimal, no leading zeros. Preserves all registers and the flags.
-dec32_32:
-        pushf
-        push    eax
-        push    ebx
-        push    ecx
-        push    edx
-        mov     ebx, 10
-        xor     ecx, ecx
-.digit:
-        xor     edx, edx
-        div     ebx
-        push    edx
-        inc     ecx
-        test    eax, eax
-        jnz     .digit
-.emit:
-        pop     eax
-        add     al, '0'
-        call    putc_32
-        loop    .emit
-        pop     edx
-        pop     ecx
-        pop     ebx
-        pop     eax
-        popf
-        ret
+        MP_SEND_IPI_ROUTINE             ; send_ipi
+        MP_IPI_DELAY_ROUTINE            ; ipi_delay
+        DEC32_ROUTINE_32                ; dec32_32
 
         CONSOLE_ROUTINES
 
@@ -324,19 +176,9 @@ gdt_end:
 ; RAM addresses (DS = 0) are used, so it runs wherever it is copied. It needs no stack.
         MODE    16
 ap_trampoline:
-        cli
-        cld
-        xor     ax, ax
-        mov     ds, ax
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24                 ; CPUID.1:EBX[31:24] = initial APIC ID
-        ; Run at most once per APIC ID (a second start parks at once).
-        lock bts [VAR_STARTED], ebx
-        jc      .park
-        ; The ticket: EDI = old value = this AP's CPU index (1 .. N-1).
-        mov     edi, 1
-        lock xadd [VAR_TICKET], edi
+        ; DS = 0, EBX = APIC ID; at most once per APIC ID (else park); then the ticket:
+        ; EDI = this AP's CPU index (1 .. N-1).
+        MP_AP_TAKE_TICKET .park, edi
         ; 32-bit protected mode with the image's GDT (the GDTR image is part of this copy).
         o32 lgdt [cs:.gdtr - ap_trampoline]
         mov     eax, cr0
@@ -344,9 +186,7 @@ ap_trampoline:
         mov     cr0, eax
         jmp     dword CODE32_SEL:(ROMBASE + ap_pm_entry)
 .park:
-        cli
-        hlt
-        jmp     .park
+        MP_AP_PARK
 .gdtr:
         dw      gdt_end - gdt - 1
         dd      ROMBASE + gdt
