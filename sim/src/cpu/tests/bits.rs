@@ -3,6 +3,7 @@
 
 use super::super::state::{flags, RAX, RBX, RCX, RDX, RSI};
 use super::super::testing::{run, Bench, Mode};
+use super::condition_holds;
 use crate::timing::TimingTable;
 
 use flags::{CF, OF, PF, SF, ZF};
@@ -190,23 +191,6 @@ fn bit_scans_of_zero_set_zf_and_leave_the_destination() {
     );
     assert_eq!(bench.cpu.state.regs[RAX], 0x7777);
     assert_eq!(bench.cpu.state.rflags & ZF, ZF);
-}
-
-/// The sixteen conditions in encoding order (SDM Vol. 1 Appendix B, Table B-1), written out
-/// from the table rather than shared with the core.
-fn condition_holds(cc: usize, f: u64) -> bool {
-    let set = |bit: u64| f & bit != 0;
-    let positive = match cc / 2 {
-        0 => set(OF),
-        1 => set(CF),
-        2 => set(ZF),
-        3 => set(CF) || set(ZF),
-        4 => set(SF),
-        5 => set(PF),
-        6 => set(SF) != set(OF),
-        _ => set(ZF) || set(SF) != set(OF),
-    };
-    positive != (cc % 2 == 1)
 }
 
 /// Every combination of the five status flags the conditions read.

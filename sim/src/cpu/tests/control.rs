@@ -4,6 +4,7 @@
 
 use super::super::state::{flags, SegReg, RAX, RBX, RCX, RDI, RDX, RSI, RSP};
 use super::super::testing::{run, Mode, CODE_BASE, STACK_TOP};
+use super::condition_holds;
 use super::faults::{
     gate, install_gdt, sel, set_gate, IDT_BASE, INTERRUPT_GATE, SEGMENT_BASE, TRAP_GATE,
 };
@@ -13,22 +14,6 @@ use flags::{CF, OF, PF, SF, ZF};
 
 /// Scratch data for the protected-mode tests.
 const DATA: u64 = 0x2000;
-
-/// The sixteen conditions in encoding order (SDM Vol. 1 Appendix B, Table B-1).
-fn condition_holds(cc: usize, f: u64) -> bool {
-    let set = |bit: u64| f & bit != 0;
-    let positive = match cc / 2 {
-        0 => set(OF),
-        1 => set(CF),
-        2 => set(ZF),
-        3 => set(CF) || set(ZF),
-        4 => set(SF),
-        5 => set(PF),
-        6 => set(SF) != set(OF),
-        _ => set(ZF) || set(SF) != set(OF),
-    };
-    positive != (cc % 2 == 1)
-}
 
 /// Runs `code`, which stores 1 at [EBX + cc] for each condition cc whose branch it took,
 /// under every combination of the five status flags.
