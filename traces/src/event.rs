@@ -134,12 +134,50 @@ pub enum EventKind {
         /// The status the guest reported through the debug-exit port.
         status: u32,
     },
+    // Variants below were added after format version 1 was first written. New variants go
+    // at the end so the discriminants of older ones, and so older files, stay valid.
+    /// The guest ejected a CPU through the hot-plug controller (the CPU is gone once this
+    /// is recorded; `HotRemove` is the platform-side request that may precede it).
+    CpuEjected {
+        /// APIC ID of the ejected CPU.
+        apic_id: u32,
+    },
+    /// A write to the SMBASE controller was refused: it came from outside SMM, or after
+    /// the controller was locked.
+    ControllerWriteBlocked {
+        /// Register offset inside the controller's window.
+        offset: u16,
+        /// The value the guest tried to write.
+        value: u32,
+        /// True if the controller was locked at the time (false: the write came from
+        /// outside SMM while unlocked).
+        locked: bool,
+    },
+    /// The safety checker found a rule broken.
+    Violation {
+        /// The check that fired, as a short stable name.
+        check: String,
+        /// What exactly was wrong, for people.
+        detail: String,
+        /// The physical address concerned (SMBASE, save area, SMRAM byte, …).
+        address: u64,
+        /// The other CPU involved, for checks about two CPUs (overlapping SMBASEs, …).
+        other_cpu: Option<u32>,
+    },
+    /// This CPU is about to execute an instruction; only recorded with
+    /// `--trace-instructions`, as it multiplies the trace size.
+    Instruction {
+        /// The instruction pointer.
+        rip: u64,
+        /// The code segment selector.
+        cs: u16,
+    },
 }
 
 impl EventKind {
     /// Every name [`EventKind::kind_name`] can return, in declaration order, so a CLI can
     /// validate `--kind` arguments and list them in its help.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 20] = [
         "smi_raised",
         "smm_entry",
         "rsm",
@@ -156,28 +194,49 @@ impl EventKind {
         "smram_blocked",
         "console_line",
         "run_end",
+        "cpu_ejected",
+        "controller_write_blocked",
+        "violation",
+        "instruction",
     ];
+
+    /// The position of the variant in [`EventKind::NAMES`] (and in the enum), so filters
+    /// can test membership with one bit instead of comparing strings.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            EventKind::SmiRaised { .. } => 0,
+            EventKind::SmmEntry { .. } => 1,
+            EventKind::Rsm { .. } => 2,
+            EventKind::SmbaseRelocated { .. } => 3,
+            EventKind::IpiSent { .. } => 4,
+            EventKind::IpiDelivered { .. } => 5,
+            EventKind::Init => 6,
+            EventKind::Sipi { .. } => 7,
+            EventKind::Halt => 8,
+            EventKind::Wake => 9,
+            EventKind::HotAdd { .. } => 10,
+            EventKind::HotRemove { .. } => 11,
+            EventKind::Reset { .. } => 12,
+            EventKind::SmramBlocked { .. } => 13,
+            EventKind::ConsoleLine { .. } => 14,
+            EventKind::RunEnd { .. } => 15,
+            EventKind::CpuEjected { .. } => 16,
+            EventKind::ControllerWriteBlocked { .. } => 17,
+            EventKind::Violation { .. } => 18,
+            EventKind::Instruction { .. } => 19,
+        }
+    }
 
     /// A short snake_case name for the variant, used by `--kind` filters and viewers.
     pub fn kind_name(&self) -> &'static str {
-        match self {
-            EventKind::SmiRaised { .. } => "smi_raised",
-            EventKind::SmmEntry { .. } => "smm_entry",
-            EventKind::Rsm { .. } => "rsm",
-            EventKind::SmbaseRelocated { .. } => "smbase_relocated",
-            EventKind::IpiSent { .. } => "ipi_sent",
-            EventKind::IpiDelivered { .. } => "ipi_delivered",
-            EventKind::Init => "init",
-            EventKind::Sipi { .. } => "sipi",
-            EventKind::Halt => "halt",
-            EventKind::Wake => "wake",
-            EventKind::HotAdd { .. } => "hot_add",
-            EventKind::HotRemove { .. } => "hot_remove",
-            EventKind::Reset { .. } => "reset",
-            EventKind::SmramBlocked { .. } => "smram_blocked",
-            EventKind::ConsoleLine { .. } => "console_line",
-            EventKind::RunEnd { .. } => "run_end",
-        }
+        // kind_index is below NAMES.len() for every variant; the unit tests check that the
+        // two lists agree.
+        Self::NAMES[self.kind_index()]
+    }
+
+    /// The index in [`EventKind::NAMES`] of `name`, or `None` if no variant has it.
+    pub fn index_of_name(name: &str) -> Option<usize> {
+        Self::NAMES.iter().position(|known| *known == name)
     }
 }
 
@@ -223,6 +282,22 @@ mod tests {
                 text: "hello".into(),
             },
             EventKind::RunEnd { status: 0 },
+            EventKind::CpuEjected { apic_id: 4 },
+            EventKind::ControllerWriteBlocked {
+                offset: 4,
+                value: 0x7F00_0000,
+                locked: true,
+            },
+            EventKind::Violation {
+                check: "smbase_overlap".into(),
+                detail: "save areas of cpu 1 and cpu 2 overlap".into(),
+                address: 0x7F00_FE00,
+                other_cpu: Some(2),
+            },
+            EventKind::Instruction {
+                rip: 0xFFF0,
+                cs: 0xF000,
+            },
         ]
     }
 
@@ -230,6 +305,22 @@ mod tests {
     fn names_list_matches_kind_name_in_order() {
         let names: Vec<_> = one_of_each().iter().map(EventKind::kind_name).collect();
         assert_eq!(names, EventKind::NAMES);
+        for (index, kind) in one_of_each().iter().enumerate() {
+            assert_eq!(kind.kind_index(), index);
+            assert_eq!(EventKind::index_of_name(kind.kind_name()), Some(index));
+        }
+        assert_eq!(EventKind::index_of_name("smi"), None);
+    }
+
+    #[test]
+    fn discriminants_follow_declaration_order_so_old_files_still_decode() {
+        // bincode writes the variant index as the first byte (a varint below 251), so
+        // version-1 files written before the later variants existed decode unchanged.
+        for (index, kind) in one_of_each().iter().enumerate() {
+            let bytes =
+                bincode::encode_to_vec(kind, crate::format::bincode_config()).expect("encodes");
+            assert_eq!(usize::from(bytes[0]), index, "{kind:?}");
+        }
     }
 
     #[test]

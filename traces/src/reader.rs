@@ -9,14 +9,18 @@
 //!    matches and resynchronising on the next chunk magic after damage; bytes in no valid
 //!    chunk are counted in [`TraceReader::dropped_bytes`].
 //! 4. [`TraceReader::events`] and [`TraceReader::events_from`] decode chunk by chunk,
-//!    checking each chunk's CRC first, and stop at the first error they yield.
+//!    checking each chunk's CRC first, and stop at the first error they yield;
+//!    [`TraceReader::try_for_each_from`] does the same for callers that only look at each
+//!    event once, without building an iterator item per event.
 
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use memmap2::Mmap;
 
 use crate::crc::{crc32, Crc32};
+use crate::decode::{decode_event, decode_event_with, Sink};
 use crate::event::Event;
 use crate::format::{
     bincode_config, ByteCursor, ChunkInfo, Header, TraceError, CHUNK_HEADER_BYTES, CHUNK_MAGIC,
@@ -154,6 +158,54 @@ impl TraceReader {
     pub fn events_from(&self, cycle: Cycle) -> Events<'_> {
         let chunk = self.chunks.partition_point(|c| c.info.last_cycle < cycle);
         self.events_in(chunk, cycle)
+    }
+
+    /// Calls `visit` with every event at or after `from`, in order, until it returns
+    /// [`ControlFlow::Break`]; returns what it broke with, or the first damage found.
+    ///
+    /// The same events as [`TraceReader::events_from`], for callers that look at each event
+    /// once and keep nothing: decoding runs in one loop per chunk and nothing is wrapped in
+    /// `Option`/`Result` per event. Events before the damage have been visited when it
+    /// returns `Err`.
+    pub fn try_for_each_from<B>(
+        &self,
+        from: Cycle,
+        visit: impl FnMut(&Event) -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B>, TraceError> {
+        self.visit_from(from, &mut ClosureVisitor(visit))
+    }
+
+    /// [`TraceReader::try_for_each_from`] for in-crate visitors whose `visit` is forced
+    /// inline, which is what lets `trace stats` read tens of millions of events a second.
+    pub(crate) fn visit_from<V: Visitor>(
+        &self,
+        from: Cycle,
+        visitor: &mut V,
+    ) -> Result<ControlFlow<V::Break>, TraceError> {
+        let data = self.storage.bytes();
+        let first = self.chunks.partition_point(|c| c.info.last_cycle < from);
+        for chunk in self.chunks.get(first..).unwrap_or(&[]) {
+            let mut decoding = Decoding::start(data, chunk)?;
+            if let ControlFlow::Break(value) = decoding.visit_rest(from, visitor)? {
+                return Ok(ControlFlow::Break(value));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Calls `visit` with every event of the trace, in order; see
+    /// [`TraceReader::try_for_each_from`].
+    pub fn for_each_event(&self, mut visit: impl FnMut(&Event)) -> Result<(), TraceError> {
+        self.try_for_each_from(Cycle::ZERO, |event| {
+            visit(event);
+            ControlFlow::<()>::Continue(())
+        })
+        .map(|_| ())
+    }
+
+    /// The size of the trace in bytes, as mapped or handed in.
+    pub fn file_bytes(&self) -> u64 {
+        self.storage.bytes().len() as u64
     }
 
     fn events_in(&self, chunk: usize, from: Cycle) -> Events<'_> {
@@ -391,7 +443,52 @@ fn scan_chunks(data: &[u8], data_start: usize) -> (Vec<Located>, u64) {
     (chunks, dropped)
 }
 
-/// The chunk being decoded by [`Events`].
+/// Something that looks at events one at a time, for [`TraceReader::visit_from`].
+///
+/// A trait rather than a closure so that hot visitors (`trace stats`) can mark `visit`
+/// `#[inline(always)]` and have a copy inlined into each of the decoder's per-kind arms.
+pub(crate) trait Visitor {
+    /// What a visitor that stops early returns.
+    type Break;
+    /// Looks at one event; `Break` stops the walk.
+    fn visit(&mut self, event: &Event) -> ControlFlow<Self::Break>;
+}
+
+/// A closure as a [`Visitor`], for [`TraceReader::try_for_each_from`].
+struct ClosureVisitor<F>(F);
+
+impl<B, F: FnMut(&Event) -> ControlFlow<B>> Visitor for ClosureVisitor<F> {
+    type Break = B;
+
+    #[inline]
+    fn visit(&mut self, event: &Event) -> ControlFlow<B> {
+        (self.0)(event)
+    }
+}
+
+/// The decoder's sink for a walk from a cycle: events before `from` are skipped, the rest
+/// go to the visitor.
+struct FromCycle<'v, V> {
+    from: Cycle,
+    visitor: &'v mut V,
+}
+
+impl<V: Visitor> Sink for FromCycle<'_, V> {
+    type Output = ControlFlow<V::Break>;
+
+    #[inline(always)]
+    fn take(&mut self, event: Event) -> ControlFlow<V::Break> {
+        // Only the first chunk visited can hold events before `from`, but one compare per
+        // event is cheaper than special-casing it.
+        if event.cycle >= self.from {
+            self.visitor.visit(&event)
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// A chunk whose CRC has been checked, being decoded event by event.
 #[derive(Debug)]
 struct Decoding<'a> {
     payload: &'a [u8],
@@ -399,6 +496,93 @@ struct Decoding<'a> {
     pos: usize,
     remaining: u32,
     chunk_offset: u64,
+}
+
+impl<'a> Decoding<'a> {
+    /// Checks `chunk`'s CRC and starts decoding its payload.
+    fn start(data: &'a [u8], chunk: &Located) -> Result<Self, TraceError> {
+        verify_chunk(data, chunk)?;
+        let payload = data
+            .get(chunk.payload_start..chunk.payload_end)
+            .unwrap_or(&[]);
+        Ok(Decoding {
+            payload,
+            payload_offset: chunk.payload_start,
+            pos: 0,
+            remaining: chunk.info.event_count,
+            chunk_offset: chunk.info.offset,
+        })
+    }
+
+    /// The chunk's next event, or `None` once its count is reached and its payload used up
+    /// exactly.
+    #[inline]
+    fn next_event(&mut self) -> Result<Option<Event>, TraceError> {
+        if self.remaining == 0 {
+            self.check_used_up()?;
+            return Ok(None);
+        }
+        let rest = self.payload.get(self.pos..).unwrap_or(&[]);
+        match decode_event(rest) {
+            Ok((event, used)) => {
+                self.pos += used;
+                self.remaining -= 1;
+                Ok(Some(event))
+            }
+            Err(source) => Err(self.decode_error(source)),
+        }
+    }
+
+    /// Decodes the rest of the chunk in one loop, calling `visit` with each event at or
+    /// after `from`, until it breaks.
+    ///
+    /// The tight loop behind [`TraceReader::try_for_each_from`]: nothing is wrapped in
+    /// `Option` or `Result` per event.
+    #[inline]
+    fn visit_rest<V: Visitor>(
+        &mut self,
+        from: Cycle,
+        visitor: &mut V,
+    ) -> Result<ControlFlow<V::Break>, TraceError> {
+        while self.remaining > 0 {
+            let rest = self.payload.get(self.pos..).unwrap_or(&[]);
+            let decoded = decode_event_with(rest, &mut FromCycle { from, visitor });
+            let (flow, used) = match decoded {
+                Ok(decoded) => decoded,
+                Err(source) => return Err(self.decode_error(source)),
+            };
+            self.pos += used;
+            self.remaining -= 1;
+            if let ControlFlow::Break(value) = flow {
+                return Ok(ControlFlow::Break(value));
+            }
+        }
+        self.check_used_up()?;
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// After the last event: the events must have used the payload exactly.
+    fn check_used_up(&self) -> Result<(), TraceError> {
+        if self.pos != self.payload.len() {
+            return Err(TraceError::Mismatch {
+                what: "chunk payload bytes used by its events",
+                offset: self.chunk_offset,
+                expected: self.payload.len() as u64,
+                found: self.pos as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// The error for an event that does not decode at the current position.
+    #[cold]
+    fn decode_error(&self, source: bincode::error::DecodeError) -> TraceError {
+        TraceError::Decode {
+            what: "event",
+            offset: (self.payload_offset + self.pos) as u64,
+            source,
+        }
+    }
 }
 
 /// Iterator over a trace's events, decoding one chunk at a time.
@@ -415,59 +599,20 @@ pub struct Events<'a> {
 }
 
 impl Events<'_> {
-    /// Moves to the next chunk, checking its CRC. `Ok(false)` at the end of the trace.
-    fn start_next_chunk(&mut self) -> Result<bool, TraceError> {
-        let Some((chunk, rest)) = self.chunks.split_first() else {
-            return Ok(false);
-        };
-        self.chunks = rest;
-        verify_chunk(self.data, chunk)?;
-        let payload = self
-            .data
-            .get(chunk.payload_start..chunk.payload_end)
-            .unwrap_or(&[]);
-        self.current = Some(Decoding {
-            payload,
-            payload_offset: chunk.payload_start,
-            pos: 0,
-            remaining: chunk.info.event_count,
-            chunk_offset: chunk.info.offset,
-        });
-        Ok(true)
-    }
-
     /// The next event of the trace regardless of the start cycle.
     fn next_event(&mut self) -> Result<Option<Event>, TraceError> {
         loop {
             if let Some(current) = &mut self.current {
-                if current.remaining > 0 {
-                    let rest = current.payload.get(current.pos..).unwrap_or(&[]);
-                    let offset = (current.payload_offset + current.pos) as u64;
-                    let (event, used): (Event, usize) =
-                        bincode::decode_from_slice(rest, bincode_config()).map_err(|source| {
-                            TraceError::Decode {
-                                what: "event",
-                                offset,
-                                source,
-                            }
-                        })?;
-                    current.pos += used;
-                    current.remaining -= 1;
+                if let Some(event) = current.next_event()? {
                     return Ok(Some(event));
-                }
-                if current.pos != current.payload.len() {
-                    return Err(TraceError::Mismatch {
-                        what: "chunk payload bytes used by its events",
-                        offset: current.chunk_offset,
-                        expected: current.payload.len() as u64,
-                        found: current.pos as u64,
-                    });
                 }
                 self.current = None;
             }
-            if !self.start_next_chunk()? {
+            let Some((chunk, rest)) = self.chunks.split_first() else {
                 return Ok(None);
-            }
+            };
+            self.chunks = rest;
+            self.current = Some(Decoding::start(self.data, chunk)?);
         }
     }
 }

@@ -41,6 +41,23 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
             .prop_map(|(address, write)| EventKind::SmramBlocked { address, write }),
         ".{0,40}".prop_map(|text| EventKind::ConsoleLine { text }),
         any::<u32>().prop_map(|status| EventKind::RunEnd { status }),
+        any::<u32>().prop_map(|apic_id| EventKind::CpuEjected { apic_id }),
+        (any::<u16>(), any::<u32>(), any::<bool>()).prop_map(|(offset, value, locked)| {
+            EventKind::ControllerWriteBlocked {
+                offset,
+                value,
+                locked,
+            }
+        }),
+        (".{0,20}", ".{0,40}", any::<u64>(), any::<Option<u32>>()).prop_map(
+            |(check, detail, address, other_cpu)| EventKind::Violation {
+                check,
+                detail,
+                address,
+                other_cpu,
+            }
+        ),
+        (any::<u64>(), any::<u16>()).prop_map(|(rip, cs)| EventKind::Instruction { rip, cs }),
     ]
 }
 
