@@ -1,6 +1,7 @@
 //! The q35 chipset as one device: the MCH, the ICH9 LPC bridge with its PM block, APM
-//! ports and reset control, fw_cfg and the SMI feature negotiation — the one thing the
-//! simulator routes chipset ports to.
+//! ports and reset control, fw_cfg, the SMI feature negotiation, the ACPI CPU hot-plug
+//! block and smmsim's SMBASE controller — the one thing the simulator routes chipset ports
+//! to.
 //!
 //! Its ports are spread over the I/O space, and one window (the PM block) moves when
 //! firmware programs PMBASE, so the chipset is not a [`crate::PortDevice`] on the
@@ -13,9 +14,11 @@
 //! 0x00B2-0x00B3  APM control / status                          apm.rs
 //! 0x0510-0x0511  fw_cfg selector / data                        fw_cfg.rs
 //! 0x0514-0x051B  fw_cfg DMA address                            fw_cfg.rs
+//! 0x0CD8-0x0CE3  ACPI CPU hot-plug block (modern interface)    cpu_hotplug.rs
 //! 0x0CF8         PCI CONFIG_ADDRESS (also 0xCFA-0xCFB)         pci.rs
 //! 0x0CF9         reset control (first port of the access)      reset_control.rs
 //! 0x0CFC-0x0CFF  PCI CONFIG_DATA -> MCH 0:0.0, LPC 0:1f.0      pci.rs, mch.rs, lpc.rs
+//! 0x0EE0-0x0EF3  smmsim SMBASE controller (extension)          smbase_controller.rs
 //! PMBASE+0..0x7F ACPI PM block, while LPC ACPI_EN is set       pm.rs
 //! ```
 //!
@@ -25,7 +28,9 @@
 //!    window), exactly as QEMU's memory core dispatches an I/O access whole to the region
 //!    at its start address;
 //! 2. the device updates its state and pushes effects: [`Effect::RaiseSmi`] (APM),
-//!    [`Effect::Reset`] (0xCF9), [`Effect::SmramChanged`] (MCH writes);
+//!    [`Effect::Reset`] (0xCF9), [`Effect::SmramChanged`] (MCH writes),
+//!    [`Effect::EjectCpu`] (hot-plug block), [`Effect::SmbaseControllerBlocked`] (a write
+//!    the SMBASE controller refused);
 //! 3. a fw_cfg DMA transfer reads and writes guest memory through the [`DmaMemory`] the
 //!    simulator passes to `port_write` — synchronously, so the transfer is complete when
 //!    the `OUT` retires, as in QEMU;
@@ -34,10 +39,17 @@
 //!
 //! Resets: [`Q35Chipset::reset`]`(true)` is the platform reset every register of every part
 //! returns from (SMRAM unlocked, nothing SMRAM, PM block undecoded, SMI negotiation open,
-//! fw_cfg back to the signature, files kept). QEMU resets most of this too; where its
-//! device reset keeps a register (LPC GEN_PMCON_1, PAM, the APM bytes) smmsim follows the
-//! ICH9/MCH datasheets and clears it. `reset(false)` is INIT: CPUs only, the chipset
-//! keeps its state.
+//! fw_cfg back to the signature, files kept, SMBASE controller empty and unlocked,
+//! hot-plug events cleared but hot-added CPUs still plugged). QEMU resets most of this
+//! too; where its device reset keeps a register (LPC GEN_PMCON_1, PAM, the APM bytes, the
+//! hot-plug block's events and selector) smmsim clears it, following the ICH9/MCH
+//! datasheets or, for the hot-plug block, the reasons in cpu_hotplug.rs. `reset(false)` is
+//! INIT: CPUs only, the chipset keeps its state.
+//!
+//! CPU hot-plug, platform side: [`Q35Chipset::hot_add_cpu`] and
+//! [`Q35Chipset::request_cpu_unplug`] mark the CPU in the hot-plug block and set GPE0_STS
+//! bit 2, as QEMU's `acpi_cpu_plug_cb` / `acpi_cpu_unplug_request_cb` do through
+//! `acpi_send_event`. The CPU index k has APIC ID k ([`Q35Config::max_cpus`]).
 //!
 //! [`ChipsetProfile`] picks between the ICH9 datasheet (PLATFORM.md's contract, the
 //! default) and QEMU where they disagree: whether an APM SMI also needs GBL_SMI_EN and sets
@@ -46,8 +58,9 @@
 
 use std::fmt;
 
-use crate::access::{AccessContext, AccessWidth};
+use crate::access::{AccessContext, AccessWidth, ApicId, CpuIndex};
 use crate::apm::{apm_command, Apm};
+use crate::cpu_hotplug::{CpuHotplug, HotplugConfigError, HotplugError};
 use crate::effect::Effect;
 use crate::fw_cfg::{DmaMemory, FwCfg, FwCfgError};
 use crate::lpc::Lpc;
@@ -57,6 +70,7 @@ use crate::pci::{
 };
 use crate::pm::PmBlock;
 use crate::reset_control::ResetControl;
+use crate::smbase_controller::{SmbaseController, SmbaseControllerError};
 use crate::smi_features::{SmiFeatureError, SmiFeatureSet, SmiNegotiation};
 
 /// One MiB.
@@ -94,9 +108,18 @@ pub struct Q35Config {
     pub profile: ChipsetProfile,
     /// The core clock, which drives the PM timer.
     pub clock_hz: u64,
+    /// CPUs plugged at power-on (QEMU `-smp N`): CPU indices `0 .. boot_cpus`.
+    pub boot_cpus: u32,
+    /// CPUs possible (QEMU `-smp …,maxcpus=M`), at most [`Q35Config::MAX_CPUS`]. CPU index
+    /// k has APIC ID k, so this is also the APIC-ID limit the SMBASE controller's table
+    /// covers.
+    pub max_cpus: u32,
 }
 
 impl Q35Config {
+    /// The most possible CPUs a chipset supports: the SMBASE controller's table size.
+    pub const MAX_CPUS: u32 = SmbaseController::MAX_APIC_IDS;
+
     /// QEMU's defaults for a machine with `ram_bytes` of RAM (low RAM split as
     /// [`Q35Config::below_4g_ram_bytes`]), at the default 2 GHz clock (DESIGN.md §2).
     pub fn new(ram_bytes: u64) -> Q35Config {
@@ -107,6 +130,8 @@ impl Q35Config {
             smi_features: SmiFeatureSet::QEMU_DEFAULT,
             profile: ChipsetProfile::Datasheet,
             clock_hz: 2_000_000_000,
+            boot_cpus: 1,
+            max_cpus: 1,
         }
     }
 
@@ -146,6 +171,12 @@ impl Q35Config {
         if self.clock_hz == 0 {
             return Err(ChipsetError::ZeroClock);
         }
+        if self.boot_cpus == 0 || self.boot_cpus > self.max_cpus || self.max_cpus > Self::MAX_CPUS {
+            return Err(ChipsetError::CpuCount {
+                boot_cpus: self.boot_cpus,
+                max_cpus: self.max_cpus,
+            });
+        }
         self.smi_features
             .check_supported()
             .map_err(ChipsetError::SmiFeatures)
@@ -178,6 +209,17 @@ pub enum ChipsetError {
     SmiFeatures(SmiFeatureError),
     /// fw_cfg refused one of the SMI feature files.
     FwCfg(FwCfgError),
+    /// The CPU counts are not `1 <= boot_cpus <= max_cpus <= Q35Config::MAX_CPUS`.
+    CpuCount {
+        /// CPUs plugged at power-on.
+        boot_cpus: u32,
+        /// CPUs possible.
+        max_cpus: u32,
+    },
+    /// The CPU hot-plug block refused the CPU list.
+    CpuHotplug(HotplugConfigError),
+    /// The SMBASE controller refused the APIC-ID count.
+    SmbaseController(SmbaseControllerError),
 }
 
 impl fmt::Display for ChipsetError {
@@ -202,6 +244,19 @@ impl fmt::Display for ChipsetError {
             ChipsetError::ZeroClock => write!(f, "the core clock is 0 Hz"),
             ChipsetError::SmiFeatures(_) => write!(f, "invalid supported SMI feature set"),
             ChipsetError::FwCfg(_) => write!(f, "cannot publish the SMI feature files"),
+            ChipsetError::CpuCount {
+                boot_cpus,
+                max_cpus,
+            } => write!(
+                f,
+                "{boot_cpus} boot CPUs of {max_cpus} possible is not \
+                 1 <= boot <= possible <= {}",
+                Q35Config::MAX_CPUS
+            ),
+            ChipsetError::CpuHotplug(_) => write!(f, "cannot build the CPU hot-plug block"),
+            ChipsetError::SmbaseController(_) => {
+                write!(f, "cannot build the SMBASE controller")
+            }
         }
     }
 }
@@ -211,6 +266,8 @@ impl std::error::Error for ChipsetError {
         match self {
             ChipsetError::SmiFeatures(e) => Some(e),
             ChipsetError::FwCfg(e) => Some(e),
+            ChipsetError::CpuHotplug(e) => Some(e),
+            ChipsetError::SmbaseController(e) => Some(e),
             _ => None,
         }
     }
@@ -226,13 +283,16 @@ enum Route {
     ResetControl,
     PciData(u16),
     Pm(u16),
+    CpuHotplug(u16),
+    SmbaseController(u16),
 }
 
-/// The q35 chipset: MCH, LPC with PM block, APM, reset control, fw_cfg and SMI feature
-/// negotiation behind one port interface.
+/// The q35 chipset: MCH, LPC with PM block, APM, reset control, fw_cfg, SMI feature
+/// negotiation, CPU hot-plug block and SMBASE controller behind one port interface.
 ///
 /// Exists so the simulator registers one thing for every chipset port, gets effects back,
-/// and can ask what SMRAM is and what SMI features firmware negotiated.
+/// and can ask what SMRAM is, what SMI features firmware negotiated, which CPUs are
+/// plugged and what SMBASE a hot-added CPU gets.
 #[derive(Debug)]
 pub struct Q35Chipset {
     config: Q35Config,
@@ -246,6 +306,8 @@ pub struct Q35Chipset {
     reset_control: ResetControl,
     fw_cfg: FwCfg,
     smi: SmiNegotiation,
+    cpu_hotplug: CpuHotplug,
+    smbase_controller: SmbaseController,
 }
 
 impl Q35Chipset {
@@ -256,6 +318,11 @@ impl Q35Chipset {
         fw_cfg.set_dma_enabled(true);
         let smi = SmiNegotiation::install(config.smi_features, &mut fw_cfg)
             .map_err(ChipsetError::FwCfg)?;
+        let apic_ids: Vec<ApicId> = (0..config.max_cpus).map(ApicId).collect();
+        let cpu_hotplug =
+            CpuHotplug::new(&apic_ids, config.boot_cpus).map_err(ChipsetError::CpuHotplug)?;
+        let smbase_controller =
+            SmbaseController::new(config.max_cpus).map_err(ChipsetError::SmbaseController)?;
         Ok(Q35Chipset {
             config,
             pci: ConfigMechanism::new(),
@@ -271,6 +338,8 @@ impl Q35Chipset {
             reset_control: ResetControl::new(),
             fw_cfg,
             smi,
+            cpu_hotplug,
+            smbase_controller,
         })
     }
 
@@ -303,6 +372,8 @@ impl Q35Chipset {
             Route::ResetControl => self.reset_control.read(),
             Route::PciData(offset) => self.config_read(offset, width),
             Route::Pm(offset) => self.pm.read(offset, width, ctx.cycle),
+            Route::CpuHotplug(offset) => self.cpu_hotplug.read(offset, width),
+            Route::SmbaseController(offset) => self.smbase_controller.read(offset, width),
         };
         Some(value & width.all_ones())
     }
@@ -343,6 +414,11 @@ impl Q35Chipset {
                 .write(value, self.config.profile, effects),
             Route::PciData(offset) => self.config_write(offset, width, value, effects),
             Route::Pm(offset) => self.pm.write(offset, width, value),
+            Route::CpuHotplug(offset) => self.cpu_hotplug.write(offset, width, value, effects),
+            Route::SmbaseController(offset) => {
+                self.smbase_controller
+                    .write(ctx, offset, width, value, effects);
+            }
         }
         true
     }
@@ -398,6 +474,42 @@ impl Q35Chipset {
         &mut self.fw_cfg
     }
 
+    /// The ACPI CPU hot-plug block: which CPUs are plugged, their pending events.
+    pub fn cpu_hotplug(&self) -> &CpuHotplug {
+        &self.cpu_hotplug
+    }
+
+    /// The ACPI CPU hot-plug block, for platform-side changes that should not raise the
+    /// GPE (the usual path is [`Q35Chipset::hot_add_cpu`]).
+    pub fn cpu_hotplug_mut(&mut self) -> &mut CpuHotplug {
+        &mut self.cpu_hotplug
+    }
+
+    /// The SMBASE controller: what SMBASE a hot-added CPU gets
+    /// ([`SmbaseController::smbase_for`]).
+    pub fn smbase_controller(&self) -> &SmbaseController {
+        &self.smbase_controller
+    }
+
+    /// Hot-adds `cpu` (QEMU `device_add` of a CPU): the hot-plug block marks it enabled
+    /// with an insert event and GPE0_STS bit 2 is set. The simulator then brings up the
+    /// core in its RESET state, with its SMBASE from [`Q35Chipset::smbase_controller`] when
+    /// the scenario's strategy uses it. Nothing changes on error.
+    pub fn hot_add_cpu(&mut self, cpu: CpuIndex) -> Result<(), HotplugError> {
+        self.cpu_hotplug.insert(cpu)?;
+        self.signal_cpu_hotplug();
+        Ok(())
+    }
+
+    /// Asks the guest to unplug `cpu` (QEMU `device_del` of a CPU): a remove event in the
+    /// hot-plug block and GPE0_STS bit 2. The CPU leaves when the guest ejects it
+    /// ([`Effect::EjectCpu`]). Nothing changes on error.
+    pub fn request_cpu_unplug(&mut self, cpu: CpuIndex) -> Result<(), HotplugError> {
+        self.cpu_hotplug.request_unplug(cpu)?;
+        self.signal_cpu_hotplug();
+        Ok(())
+    }
+
     /// A CPU was hot-added or is to be removed: GPE0_STS bit 2, which the ACPI `_E02`
     /// handler reacts to (QEMU `acpi_send_gpe_event(..., ACPI_CPU_HOTPLUG_STATUS)`). SCI
     /// delivery is not modelled; the guest polls.
@@ -416,6 +528,8 @@ impl Q35Chipset {
             .ignored_accesses()
             .saturating_add(self.pm.ignored_accesses())
             .saturating_add(self.fw_cfg.ignored_accesses())
+            .saturating_add(self.cpu_hotplug.ignored_accesses())
+            .saturating_add(self.smbase_controller.ignored_accesses())
     }
 
     /// Platform reset: `hard` puts every part in its power-on state (see the module doc);
@@ -434,6 +548,8 @@ impl Q35Chipset {
         self.reset_control.reset();
         self.fw_cfg.reset();
         self.smi.reset(self.fw_cfg.files_mut());
+        self.cpu_hotplug.reset(true);
+        self.smbase_controller.reset(true);
     }
 
     /// The part of the chipset `port` belongs to (module doc, step 1).
@@ -442,6 +558,8 @@ impl Q35Chipset {
         const FW_CFG_LAST: u16 = FwCfg::PORT + FwCfg::WINDOW_LEN - 1;
         const DMA_LAST: u16 = FwCfg::DMA_PORT + FwCfg::DMA_WINDOW_LEN - 1;
         const DATA_LAST: u16 = CONFIG_DATA_PORT + CONFIG_DATA_PORTS - 1;
+        const HOTPLUG_LAST: u16 = CpuHotplug::PORT + CpuHotplug::WINDOW_LEN - 1;
+        const SMBASE_LAST: u16 = SmbaseController::PORT + SmbaseController::WINDOW_LEN - 1;
         let fixed = match port {
             Apm::PORT..=APM_LAST => Some(Route::Apm(port - Apm::PORT)),
             FwCfg::PORT..=FW_CFG_LAST => Some(Route::FwCfg(port - FwCfg::PORT)),
@@ -451,6 +569,10 @@ impl Q35Chipset {
             ResetControl::PORT => Some(Route::ResetControl),
             CONFIG_ADDRESS_PORT..=0x0CFB => Some(Route::PciAddress(port - CONFIG_ADDRESS_PORT)),
             CONFIG_DATA_PORT..=DATA_LAST => Some(Route::PciData(port - CONFIG_DATA_PORT)),
+            CpuHotplug::PORT..=HOTPLUG_LAST => Some(Route::CpuHotplug(port - CpuHotplug::PORT)),
+            SmbaseController::PORT..=SMBASE_LAST => {
+                Some(Route::SmbaseController(port - SmbaseController::PORT))
+            }
             _ => None,
         };
         fixed.or_else(|| {
@@ -592,12 +714,14 @@ mod tests {
     fn routes_fixed_ports_and_leaves_the_rest() {
         let chipset = chipset();
         for port in [
-            0xB2, 0xB3, 0x510, 0x511, 0x514, 0x51B, 0xCF8, 0xCF9, 0xCFB, 0xCFF,
+            0xB2, 0xB3, 0x510, 0x511, 0x514, 0x51B, 0xCD8, 0xCE3, 0xCF8, 0xCF9, 0xCFB, 0xCFF,
+            0xEE0, 0xEEF, 0xEF3,
         ] {
             assert!(chipset.claims_port(port), "port {port:#x}");
         }
         for port in [
-            0x80, 0xB1, 0xB4, 0x402, 0x512, 0x513, 0x51C, 0xCF7, 0xD00, 0x600,
+            0x80, 0xB1, 0xB4, 0x402, 0x512, 0x513, 0x51C, 0xCD7, 0xCE4, 0xCF7, 0xD00, 0x600, 0xEDF,
+            0xEF4,
         ] {
             assert!(!chipset.claims_port(port), "port {port:#x}");
         }
@@ -740,5 +864,48 @@ mod tests {
         assert!(!chipset.smram_layout().locked);
         assert_eq!(chipset.smram_layout().tseg, None);
         assert_eq!(chipset.pci.address(), 0);
+    }
+
+    #[test]
+    fn cpu_counts_are_checked() {
+        let mut config = Q35Config::new(512 * MIB);
+        assert_eq!((config.boot_cpus, config.max_cpus), (1, 1));
+        config.boot_cpus = 3;
+        config.max_cpus = 2;
+        let err = Q35Chipset::new(config, FwCfg::new(3, 2)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "3 boot CPUs of 2 possible is not 1 <= boot <= possible <= 4096"
+        );
+        config.boot_cpus = 1;
+        config.max_cpus = Q35Config::MAX_CPUS + 1;
+        assert!(matches!(
+            config.validate(),
+            Err(ChipsetError::CpuCount { .. })
+        ));
+        config.max_cpus = Q35Config::MAX_CPUS;
+        let chipset = Q35Chipset::new(config, FwCfg::new(1, 0xFFFF)).unwrap();
+        assert_eq!(chipset.cpu_hotplug().max_cpus(), 4096);
+        assert_eq!(chipset.smbase_controller().apic_id_count(), 4096);
+    }
+
+    #[test]
+    fn hot_add_and_unplug_request_raise_gpe0_bit_2_only_on_success() {
+        let mut config = Q35Config::new(512 * MIB);
+        config.max_cpus = 4;
+        let mut chipset = Q35Chipset::new(config, FwCfg::new(1, 4)).unwrap();
+        assert_eq!(
+            chipset.request_cpu_unplug(CpuIndex(1)),
+            Err(HotplugError::NotPresent { cpu: CpuIndex(1) })
+        );
+        assert_eq!(chipset.pm().gpe0_sts(), 0);
+        chipset.hot_add_cpu(CpuIndex(1)).unwrap();
+        assert_eq!(chipset.pm().gpe0_sts(), PmBlock::GPE0_CPU_HOTPLUG);
+        assert!(chipset.cpu_hotplug().is_present(CpuIndex(1)));
+        chipset.reset(true);
+        assert_eq!(chipset.pm().gpe0_sts(), 0);
+        chipset.request_cpu_unplug(CpuIndex(1)).unwrap();
+        assert_eq!(chipset.pm().gpe0_sts(), PmBlock::GPE0_CPU_HOTPLUG);
+        assert_eq!(chipset.cpu_hotplug().status(CpuIndex(1)), Some(0b101));
     }
 }

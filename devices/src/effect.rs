@@ -71,4 +71,28 @@ pub enum Effect {
     /// Exists so the simulator rebuilds its memory views (SMM and non-SMM) the moment
     /// firmware opens, closes, locks or resizes SMRAM through the MCH registers.
     SmramChanged(SmramLayout),
+    /// The guest ejected this CPU through the ACPI CPU hot-plug block (control bit 3).
+    ///
+    /// Exists so the simulator takes the CPU out of the machine — its core stops and may
+    /// later be hot-added again — the moment firmware or the OS completes an unplug, as
+    /// QEMU unrealizes the CPU in `cpu_hotplug_wr` ([`crate::CpuHotplug`]). Never CPU 0.
+    EjectCpu(CpuIndex),
+    /// A write to the SMBASE controller was dropped: it came from outside SMM, or after
+    /// firmware locked the controller.
+    ///
+    /// Exists so a checker can flag every attempt to change where a hot-added CPU's SMRAM
+    /// save area will be from code that must not (PLATFORM.md: "recorded as a violation
+    /// event"); see [`crate::SmbaseController`].
+    SmbaseControllerBlocked {
+        /// The CPU that made the write.
+        cpu: CpuIndex,
+        /// The offset into the controller's window (0x0 selector, 0x4 SMBASE, …).
+        offset: u16,
+        /// The value written, masked to the access width.
+        value: u32,
+        /// Whether that CPU was in SMM (a blocked SMM write means the lock was set).
+        in_smm: bool,
+        /// Whether the controller was locked at the time.
+        locked: bool,
+    },
 }

@@ -417,6 +417,30 @@ impl FwCfg {
         self.add(name, bytes, false)
     }
 
+    /// Adds a read-only file, or replaces the contents of the one with that name (size
+    /// included), and returns its selector.
+    ///
+    /// Exists for the platform between boots: a scenario's reset gives the guest side a
+    /// new plan (QEMU would need a new `-fw_cfg` and a restart). A replaced file keeps its
+    /// selector and writability. Fails as [`FwCfg::add_file`] does for a new name.
+    pub fn replace_file(&mut self, name: &str, bytes: Vec<u8>) -> Result<u16, FwCfgError> {
+        let Some(selector) = self.files.selector(name) else {
+            return self.add_file(name, bytes);
+        };
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(FwCfgError::FileTooLarge {
+                name: name.to_owned(),
+                size_bytes: bytes.len(),
+            });
+        }
+        let index = FwCfgFiles::index_of(selector);
+        if let Some(file) = index.and_then(|i| self.files.files.get_mut(i)) {
+            file.bytes = bytes;
+        }
+        self.rebuild_directory();
+        Ok(selector)
+    }
+
     /// Adds a file the guest may overwrite through DMA (QEMU `fw_cfg_add_file_callback`
     /// with `read_only` false), and returns its selector. Its size is fixed: a DMA write
     /// must fit in it. Fails as [`FwCfg::add_file`] does.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Receiver, Sender};
 use smmsim_devices::Ipi;
-use smmsim_traces::Cycle;
+use smmsim_traces::{Cycle, Event};
 
 use crate::cpu::decode::DecodeCache;
 use crate::cpu::{Activity, Cpu, StopReason};
@@ -58,6 +58,8 @@ pub struct SliceReport {
     pub outbox: Vec<(Cycle, Ipi)>,
     /// Host time the slice took on its thread.
     pub busy: Duration,
+    /// What the core recorded during the slice, in the order it happened.
+    pub events: Vec<Event>,
 }
 
 impl Core {
@@ -92,6 +94,7 @@ impl Core {
             cycle: self.cpu.cycle,
             outbox: std::mem::take(&mut self.cpu.outbox),
             busy: started.elapsed(),
+            events: self.cpu.take_events(),
         }
     }
 }

@@ -12,16 +12,19 @@
 //!    the cores' port accesses produce them;
 //! 4. the [`RunReport`] says how the run ended and what it cost, per CPU and in total.
 
+use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use smmsim_devices::{
-    AccessContext, AccessWidth, ApicId, ChipsetProfile, CpuIndex, DmaError, DmaMemory, Effect,
-    FwCfg, PortBus, Q35Chipset, Q35Config, SmramLayout, UnmappedAccesses,
+    AccessContext, AccessWidth, ApicId, ChipsetProfile, CpuIndex, DeliveryMode, Destination,
+    DmaError, DmaMemory, Effect, FwCfg, Ipi, PortBus, Q35Chipset, Q35Config, SmramLayout,
+    UnmappedAccesses,
 };
-use smmsim_traces::Cycles;
+use smmsim_traces::{Cycle, Cycles, Event, EventKind};
 
 use crate::core_thread::{Core, CoreHandle};
 use crate::cpu::decode::{CacheStats, DecodeCache};
@@ -30,7 +33,8 @@ use crate::cpu::state::flags;
 use crate::cpu::{Activity, Cpu, CpuStats, Platform, PortWriteOutcome, DEFAULT_IPI_LATENCY_CYCLES};
 use crate::image::FirmwareImage;
 use crate::memory::{GuestMemory, MemoryError};
-use crate::scheduler::{ExecMode, ScheduleEnd, Scheduler};
+use crate::recorder::{EventConsumer, IgnoreEvents, Recorder};
+use crate::scheduler::{ExecMode, Pause, ScheduleEnd, Scheduler};
 use crate::timing::TimingTable;
 
 /// The most CPUs a machine may have (DESIGN.md: up to 4096 logical CPUs).
@@ -73,6 +77,12 @@ pub struct MachineConfig {
     pub layout: SaveStateLayout,
     /// How SMI, INIT and SIPI interact (PLATFORM.md profiles).
     pub profile: Profile,
+    /// Whether a hot-added CPU comes up in its RESET state (SMBASE 0x30000), as on QEMU;
+    /// false keeps the SMBASE of a CPU that was present before and only INITs it, which the
+    /// `max-cpus` strategy needs (DESIGN.md §6).
+    pub hotadd_reset: bool,
+    /// Whether every executed instruction is recorded as an event (`--trace-instructions`).
+    pub trace_instructions: bool,
 }
 
 /// Why a machine could not be built.
@@ -84,6 +94,15 @@ pub enum MachineError {
     /// The chipset model refused its configuration.
     #[error("cannot build the q35 chipset")]
     Chipset(#[source] smmsim_devices::ChipsetError),
+    /// A fw_cfg file could not be added.
+    #[error("cannot add fw_cfg file {name}")]
+    FwCfgFile {
+        /// The file's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: smmsim_devices::FwCfgError,
+    },
     /// The CPU counts are inconsistent.
     #[error("{cpus} present CPUs with maxcpus={max_cpus}: need 1 <= present <= maxcpus <= 4096")]
     CpuCount {
@@ -109,6 +128,8 @@ impl Default for MachineConfig {
             ipi_latency_cycles: DEFAULT_IPI_LATENCY_CYCLES,
             layout: SaveStateLayout::default(),
             profile: Profile::default(),
+            hotadd_reset: true,
+            trace_instructions: false,
         }
     }
 }
@@ -184,6 +205,10 @@ pub struct CpuSummary {
     pub cycles: u64,
     /// What it was doing at the end.
     pub activity: Activity,
+    /// Its SMBASE register at the end.
+    pub smbase: u64,
+    /// Whether it was in SMM at the end.
+    pub in_smm: bool,
 }
 
 /// What a run did and cost.
@@ -211,6 +236,8 @@ pub struct RunReport {
     pub smram_blocked: (u64, u64),
     /// The last POST code written to port 0x80, if any.
     pub last_post_code: Option<u8>,
+    /// TSEG (base, size) as the chipset decodes it at the end, if enabled.
+    pub tseg: Option<(u64, u64)>,
 }
 
 impl RunReport {
@@ -314,6 +341,56 @@ pub fn human_nanos(nanos: u128) -> String {
 /// Where the debug console's bytes go.
 pub type ConsoleSink = Box<dyn Write + Send>;
 
+/// Something the platform does to the machine at a given cycle: the timed events of a
+/// scenario (DESIGN.md §8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MachineAction {
+    /// Plug the CPU with this APIC ID in (QEMU `device_add`).
+    CpuAdd {
+        /// APIC ID = CPU index.
+        apic_id: u32,
+    },
+    /// Ask the guest to unplug the CPU with this APIC ID (QEMU `device_del`): the hot-plug
+    /// block gets a remove event; the CPU goes when the guest ejects it.
+    CpuRemove {
+        /// APIC ID = CPU index.
+        apic_id: u32,
+    },
+    /// Reset the machine: hard = every CPU to RESET and the chipset to power-on; soft = INIT
+    /// to every CPU.
+    Reset {
+        /// Hard or soft.
+        hard: bool,
+        /// fw_cfg files to replace before the guest boots again (the guest side's plan for
+        /// the next boot).
+        fw_cfg_files: Vec<(String, Vec<u8>)>,
+    },
+}
+
+impl MachineAction {
+    /// A few words for reports, e.g. `cpu-add 3`.
+    pub fn describe(&self) -> String {
+        match self {
+            MachineAction::CpuAdd { apic_id } => format!("cpu-add {apic_id}"),
+            MachineAction::CpuRemove { apic_id } => format!("cpu-remove {apic_id}"),
+            MachineAction::Reset { hard: true, .. } => "hard reset".to_owned(),
+            MachineAction::Reset { hard: false, .. } => "soft reset".to_owned(),
+        }
+    }
+}
+
+/// A platform action the machine could not carry out when it came due (the guest had not
+/// ejected a CPU a scenario adds again, …), for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedAction {
+    /// When it was due.
+    pub cycle: u64,
+    /// What it was.
+    pub action: MachineAction,
+    /// Why it could not be done.
+    pub reason: String,
+}
+
 /// The devices and their effects, shared by the cores.
 ///
 /// Port accesses go to the q35 chipset first (its windows are scattered and the PM block
@@ -323,8 +400,16 @@ struct MachinePlatform {
     ports: Mutex<PortBus>,
     mem: Arc<GuestMemory>,
     console: Mutex<ConsoleSink>,
+    /// The console line being assembled, recorded as an event at its newline.
+    console_line: Mutex<Vec<u8>>,
     exit_status: Mutex<Option<u32>>,
     last_post_code: Mutex<Option<u8>>,
+    /// Events the platform recorded (`recorder.rs` merges them with the cores').
+    events: Arc<Mutex<Vec<Event>>>,
+    /// CPUs the guest ejected, for the machine to take out at the next quantum end.
+    ejects: Mutex<Vec<CpuIndex>>,
+    /// Set when `ejects` has something: the scheduler pauses for the machine.
+    attention: AtomicBool,
 }
 
 /// fw_cfg DMA sees guest memory as a device does: outside SMM, so closed SMRAM reads all
@@ -349,20 +434,25 @@ impl DmaMemory for DmaView<'_> {
     }
 }
 
+/// The longest console line recorded as one event; longer lines are split.
+const MAX_CONSOLE_LINE: usize = 4096;
+
 impl MachinePlatform {
+    /// Records a platform event at the cycle and CPU of `ctx`.
+    fn record(&self, ctx: &AccessContext, kind: EventKind) {
+        self.events.lock().push(Event {
+            cycle: ctx.cycle,
+            cpu: ctx.cpu.0,
+            kind,
+        });
+    }
+
     /// Carries out device effects and says what they ask of the CPUs.
-    fn apply(&self, effects: &[Effect]) -> PortWriteOutcome {
+    fn apply(&self, ctx: &AccessContext, effects: &[Effect]) -> PortWriteOutcome {
         let mut outcome = PortWriteOutcome::default();
         for effect in effects {
             match *effect {
-                Effect::ConsoleByte(byte) => {
-                    let mut console = self.console.lock();
-                    // A console that cannot be written (closed pipe) must not end the run.
-                    let _ = console.write_all(&[byte]);
-                    if byte == b'\n' {
-                        let _ = console.flush();
-                    }
-                }
+                Effect::ConsoleByte(byte) => self.console_byte(ctx, byte),
                 Effect::Exit { status } => {
                     *self.exit_status.lock() = Some(status);
                     outcome.stop = true;
@@ -378,9 +468,48 @@ impl MachinePlatform {
                     }
                     outcome.reset = Some(hard);
                 }
+                Effect::EjectCpu(cpu) => {
+                    self.record(ctx, EventKind::CpuEjected { apic_id: cpu.0 });
+                    self.ejects.lock().push(cpu);
+                    self.attention.store(true, Ordering::Release);
+                }
+                Effect::SmbaseControllerBlocked {
+                    offset,
+                    value,
+                    locked,
+                    ..
+                } => self.record(
+                    ctx,
+                    EventKind::ControllerWriteBlocked {
+                        offset,
+                        value,
+                        locked,
+                    },
+                ),
             }
         }
         outcome
+    }
+
+    /// Writes a console byte through and records each finished line.
+    fn console_byte(&self, ctx: &AccessContext, byte: u8) {
+        let mut console = self.console.lock();
+        // A console that cannot be written (closed pipe) must not end the run.
+        let _ = console.write_all(&[byte]);
+        if byte == b'\n' {
+            let _ = console.flush();
+        }
+        drop(console);
+        let mut line = self.console_line.lock();
+        if byte != b'\n' {
+            line.push(byte);
+        }
+        if byte == b'\n' || line.len() >= MAX_CONSOLE_LINE {
+            let text = String::from_utf8_lossy(&line).into_owned();
+            line.clear();
+            drop(line);
+            self.record(ctx, EventKind::ConsoleLine { text });
+        }
     }
 
     /// Makes guest memory decode SMRAM as the chipset now does.
@@ -401,7 +530,7 @@ impl Platform for MachinePlatform {
             Some(value) => value,
             None => self.ports.lock().read(ctx, port, width, &mut effects),
         };
-        self.apply(&effects);
+        self.apply(ctx, &effects);
         value
     }
 
@@ -426,7 +555,7 @@ impl Platform for MachinePlatform {
                 .lock()
                 .write(ctx, port, width, value, &mut effects);
         }
-        self.apply(&effects)
+        self.apply(ctx, &effects)
     }
 }
 
@@ -434,7 +563,14 @@ impl Platform for MachinePlatform {
 pub struct Machine {
     config: MachineConfig,
     platform: Arc<MachinePlatform>,
-    cores: Vec<Core>,
+    mem: Arc<GuestMemory>,
+    /// By CPU index, `max_cpus` long: `None` for an absent CPU.
+    cores: Vec<Option<Box<Core>>>,
+    /// CPUs the guest ejected, kept so a re-add without RESET finds their SMBASE.
+    parked: Vec<Option<Box<Core>>>,
+    /// Scenario actions not yet carried out, in time order.
+    actions: VecDeque<(u64, MachineAction)>,
+    refused: Vec<RefusedAction>,
 }
 
 impl Machine {
@@ -454,6 +590,8 @@ impl Machine {
         fw_cfg.set_ram_size(config.ram_bytes);
         let mut chipset_config = Q35Config::new(config.ram_bytes);
         chipset_config.clock_hz = config.clock_hz;
+        chipset_config.boot_cpus = cpus;
+        chipset_config.max_cpus = max_cpus;
         if config.profile == Profile::Qemu {
             chipset_config.profile = ChipsetProfile::Qemu;
         }
@@ -463,43 +601,84 @@ impl Machine {
             ports: Mutex::new(PortBus::with_debug_devices()),
             mem: Arc::clone(&mem),
             console: Mutex::new(console),
+            console_line: Mutex::new(Vec::new()),
             exit_status: Mutex::new(None),
             last_post_code: Mutex::new(None),
+            events: Arc::new(Mutex::new(Vec::new())),
+            ejects: Mutex::new(Vec::new()),
+            attention: AtomicBool::new(false),
         });
-        let cores = (0..cpus)
-            .map(|index| {
-                let shared: Arc<dyn Platform> = platform.clone();
-                let mut cpu = Cpu::new(
-                    CpuIndex(index),
-                    ApicId(index),
-                    Arc::clone(&mem),
-                    shared,
-                    config.timing,
-                );
-                cpu.set_ipi_latency(config.ipi_latency_cycles);
-                cpu.smm = SmmState::at_reset(config.layout, config.profile);
-                let cache = DecodeCache::new(config.timing, config.decode_cache);
-                Core { cpu, cache }
-            })
-            .collect();
-        Ok(Machine {
+        let mut machine = Machine {
             config,
             platform,
-            cores,
-        })
+            mem,
+            cores: Vec::new(),
+            parked: (0..max_cpus).map(|_| None).collect(),
+            actions: VecDeque::new(),
+            refused: Vec::new(),
+        };
+        machine.cores = (0..max_cpus)
+            .map(|index| (index < cpus).then(|| machine.build_core(index)))
+            .collect();
+        Ok(machine)
+    }
+
+    /// A core in its RESET state for CPU `index` (APIC ID = index).
+    fn build_core(&self, index: u32) -> Box<Core> {
+        let shared: Arc<dyn Platform> = self.platform.clone();
+        let config = &self.config;
+        let mut cpu = Cpu::new(
+            CpuIndex(index),
+            ApicId(index),
+            Arc::clone(&self.mem),
+            shared,
+            config.timing,
+        );
+        cpu.set_ipi_latency(config.ipi_latency_cycles);
+        cpu.set_trace_instructions(config.trace_instructions);
+        cpu.smm = SmmState::at_reset(config.layout, config.profile);
+        let cache = DecodeCache::new(config.timing, config.decode_cache);
+        Box::new(Core { cpu, cache })
     }
 
     /// The boot CPU (for tests and tools that inspect state after a run).
     pub fn cpu(&self) -> &Cpu {
-        &self.cores[0].cpu
+        &self.cores[0]
+            .as_ref()
+            .expect("CPU 0 can never be removed")
+            .cpu
+    }
+
+    /// Adds a file to fw_cfg before the run (the guest side's `opt/smmsim/` knobs).
+    pub fn add_fw_cfg_file(&mut self, name: &str, bytes: Vec<u8>) -> Result<(), MachineError> {
+        self.platform
+            .chipset
+            .lock()
+            .fw_cfg_mut()
+            .add_file(name, bytes)
+            .map(|_| ())
+            .map_err(|source| MachineError::FwCfgFile {
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    /// Schedules a platform action at `cycle`. Actions must be scheduled in time order.
+    pub fn schedule(&mut self, cycle: u64, action: MachineAction) {
+        self.actions.push_back((cycle, action));
     }
 
     /// Runs until the guest stops or the cycle limit is reached.
     pub fn run(&mut self) -> RunReport {
+        self.run_observed(&mut IgnoreEvents)
+    }
+
+    /// Runs like [`Machine::run`], handing every event of the run, in order, to `consumer`.
+    pub fn run_observed(&mut self, consumer: &mut dyn EventConsumer) -> RunReport {
         let started = Instant::now();
         let handles = std::mem::take(&mut self.cores)
             .into_iter()
-            .map(|core| CoreHandle::Idle(Box::new(core)))
+            .map(|core| core.map(CoreHandle::Idle))
             .collect();
         let mut scheduler = Scheduler::new(
             handles,
@@ -507,18 +686,30 @@ impl Machine {
             self.config.quantum_cycles,
             self.config.max_cycles,
         );
-        let schedule_end = scheduler.run();
+        let platform = Arc::clone(&self.platform);
+        let attention = || platform.attention.load(Ordering::Acquire);
+        let mut recorder = Recorder::new(Arc::clone(&self.platform.events), consumer);
+        let schedule_end = loop {
+            let limit = self.actions.front().map_or(u64::MAX, |(at, _)| *at);
+            match scheduler.run_until(limit, &attention, &mut recorder) {
+                Pause::Ended(end) => break end,
+                Pause::Limit => self.carry_out_due_actions(&mut scheduler),
+                Pause::Attention => self.take_out_ejected(&mut scheduler),
+            }
+        };
+        // Whatever was still scheduled never happened: say so rather than drop it.
+        for (at, action) in std::mem::take(&mut self.actions) {
+            self.refused.push(RefusedAction {
+                cycle: at,
+                action,
+                reason: "the run ended before it was due".to_owned(),
+            });
+        }
         let cycles = scheduler.machine_cycles();
         let stats = scheduler.stats;
-        self.cores = scheduler
-            .cores
-            .into_iter()
-            .filter_map(CoreHandle::into_core)
-            .map(|core| *core)
-            .collect();
-        let bsp_if = self
-            .cores
-            .first()
+        self.cores = scheduler.into_cores();
+        let bsp_if = self.cores[0]
+            .as_ref()
             .is_some_and(|core| core.cpu.state.rflags & flags::IF != 0);
         let end = match schedule_end {
             ScheduleEnd::PlatformStop => RunEnd::DebugExit {
@@ -530,11 +721,168 @@ impl Machine {
             },
             ScheduleEnd::CycleLimit => RunEnd::CycleLimit,
         };
+        let cycles = cycles.max(self.cores[0].as_ref().map_or(0, |core| core.cpu.cycle));
+        self.platform.events.lock().push(Event {
+            cycle: Cycle(cycles),
+            cpu: 0,
+            kind: EventKind::RunEnd {
+                status: end.exit_status() as u32,
+            },
+        });
+        recorder.flush();
         let _ = self.platform.console.lock().flush();
+        self.report(end, Cycles(cycles), stats, started.elapsed())
+    }
+
+    /// Carries out every scheduled action due by now.
+    fn carry_out_due_actions(&mut self, scheduler: &mut Scheduler) {
+        let now = scheduler.now();
+        while self.actions.front().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, action)) = self.actions.pop_front() else {
+                break;
+            };
+            if let Err(reason) = self.carry_out(scheduler, &action) {
+                self.refused.push(RefusedAction {
+                    cycle: now,
+                    action,
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn carry_out(
+        &mut self,
+        scheduler: &mut Scheduler,
+        action: &MachineAction,
+    ) -> Result<(), String> {
+        let now = scheduler.now();
+        let ctx = AccessContext {
+            cpu: CpuIndex(0),
+            apic_id: ApicId(0),
+            in_smm: false,
+            cycle: Cycle(now),
+        };
+        match action {
+            MachineAction::CpuAdd { apic_id } => {
+                let index = *apic_id as usize;
+                if index >= self.parked.len() {
+                    return Err(format!("APIC ID {apic_id} is not below maxcpus"));
+                }
+                if scheduler.is_present(index) {
+                    return Err(format!("CPU {apic_id} is present"));
+                }
+                let mut chipset = self.platform.chipset.lock();
+                chipset
+                    .hot_add_cpu(CpuIndex(*apic_id))
+                    .map_err(|error| error.to_string())?;
+                let mut core = match self.parked[index].take() {
+                    // INIT only: the CPU keeps the SMBASE it had (DESIGN.md §6, max-cpus).
+                    Some(mut core) if !self.config.hotadd_reset => {
+                        core.cpu.init();
+                        core
+                    }
+                    _ => self.build_core(*apic_id),
+                };
+                // The SMBASE controller sets the SMBASE before the CPU can take an SMI
+                // (PLATFORM.md, "smmsim SMBASE controller").
+                if let Some(smbase) = chipset.smbase_controller().smbase_for(ApicId(*apic_id)) {
+                    core.cpu.smm.smbase = u64::from(smbase);
+                }
+                drop(chipset);
+                core.cpu.cycle = now;
+                scheduler
+                    .add_core(index, core)
+                    .map_err(|_| format!("CPU {apic_id} is present"))?;
+                self.platform.record(
+                    &AccessContext {
+                        cpu: CpuIndex(*apic_id),
+                        ..ctx
+                    },
+                    EventKind::HotAdd { apic_id: *apic_id },
+                );
+            }
+            MachineAction::CpuRemove { apic_id } => {
+                self.platform
+                    .chipset
+                    .lock()
+                    .request_cpu_unplug(CpuIndex(*apic_id))
+                    .map_err(|error| error.to_string())?;
+                self.platform.record(
+                    &AccessContext {
+                        cpu: CpuIndex(*apic_id),
+                        ..ctx
+                    },
+                    EventKind::HotRemove { apic_id: *apic_id },
+                );
+            }
+            MachineAction::Reset { hard, fw_cfg_files } => {
+                let mut chipset = self.platform.chipset.lock();
+                if *hard {
+                    chipset.reset(true);
+                    self.platform.set_smram_view(&chipset.smram_layout());
+                }
+                for (name, bytes) in fw_cfg_files {
+                    chipset
+                        .fw_cfg_mut()
+                        .replace_file(name, bytes.clone())
+                        .map_err(|error| format!("fw_cfg file {name}: {error}"))?;
+                }
+                drop(chipset);
+                self.platform.record(&ctx, EventKind::Reset { hard: *hard });
+                if *hard {
+                    scheduler.request_hard_reset();
+                } else {
+                    scheduler.post_message(
+                        Cycle(now),
+                        Ipi {
+                            source: ApicId(0),
+                            mode: DeliveryMode::Init,
+                            vector: 0,
+                            destination: Destination::Broadcast,
+                            level_assert: true,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the CPUs the guest ejected out of the machine, keeping them for a re-add.
+    fn take_out_ejected(&mut self, scheduler: &mut Scheduler) {
+        self.platform.attention.store(false, Ordering::Release);
+        let ejected = std::mem::take(&mut *self.platform.ejects.lock());
+        for cpu in ejected {
+            let index = cpu.0 as usize;
+            // The hot-plug block never ejects CPU 0; the machine would not survive it.
+            if index == 0 {
+                continue;
+            }
+            if let Some(core) = scheduler.remove_core(index) {
+                if let Some(slot) = self.parked.get_mut(index) {
+                    *slot = Some(core);
+                }
+            }
+        }
+    }
+
+    /// Actions that could not be carried out when due.
+    pub fn refused_actions(&self) -> &[RefusedAction] {
+        &self.refused
+    }
+
+    fn report(
+        &self,
+        end: RunEnd,
+        cycles: Cycles,
+        stats: crate::scheduler::ScheduleStats,
+        host_time: Duration,
+    ) -> RunReport {
         let mut total = CpuStats::default();
         let mut cache = CacheStats::default();
-        let mut cpus = Vec::with_capacity(self.cores.len());
-        for core in &self.cores {
+        let mut cpus = Vec::new();
+        for core in self.cores.iter().flatten() {
             let stats = &core.cpu.stats;
             total.instructions += stats.instructions;
             total.unsupported += stats.unsupported;
@@ -556,21 +904,25 @@ impl Machine {
                 stats: stats.clone(),
                 cycles: core.cpu.cycle,
                 activity: core.cpu.activity,
+                smbase: core.cpu.smm.smbase,
+                in_smm: core.cpu.smm.in_smm,
             });
         }
         total.unsupported_examples.truncate(8);
+        let smram = self.platform.chipset.lock().smram_layout();
         RunReport {
             end,
             cpu: total,
             cpus,
-            cycles: Cycles(cycles.max(self.cores.first().map_or(0, |core| core.cpu.cycle))),
+            cycles,
             barrier_time: stats.barrier,
             clock_hz: self.config.clock_hz,
-            host_time: started.elapsed(),
+            host_time,
             cache,
             unmapped_ports: self.platform.ports.lock().unmapped_accesses(),
             smram_blocked: self.platform.mem.smram().blocked(),
             last_post_code: *self.platform.last_post_code.lock(),
+            tseg: smram.tseg.map(|range| (range.base, range.size_bytes)),
         }
     }
 }

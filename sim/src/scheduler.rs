@@ -11,15 +11,21 @@
 //!    so shared memory is touched in the same order on every run and every host; in parallel
 //!    mode they run at once on their threads;
 //! 4. their reports feed the message queue and end the run on a debug exit, a triple fault,
-//!    every core halted with nothing in flight, or the cycle limit.
+//!    every core halted with nothing in flight, or the cycle limit;
+//! 5. the events the cores recorded go to the machine's [`EventSink`] with a watermark below
+//!    which no later quantum can record anything, so the sink can write them in order.
+//!
+//! The machine drives the scheduler in stretches ([`Scheduler::run_until`]): it stops at
+//! the cycle of the next scenario event (a hot-add, a reset) or when the platform needs it
+//! (a CPU was ejected), changes the set of cores, and lets it go on.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use smmsim_devices::Ipi;
-use smmsim_traces::Cycle;
+use smmsim_traces::{Cycle, Event};
 
-use crate::core_thread::{CoreHandle, Slice, SliceReport};
+use crate::core_thread::{Core, CoreHandle, Slice, SliceReport};
 use crate::cpu::{Activity, StopReason};
 
 /// How the cores of a quantum share the host.
@@ -60,6 +66,36 @@ pub struct ScheduleStats {
     pub barrier: Duration,
 }
 
+/// Where the events recorded by the cores go at every quantum end.
+///
+/// Exists so the scheduler stays ignorant of trace files and reports: it only promises that
+/// every event it hands over later has a cycle at or above the watermark it passes.
+pub trait EventSink {
+    /// Takes `events` (in core-index order, each core's in program order); no event handed
+    /// over from now on has a cycle below `watermark`.
+    fn quantum_end(&mut self, events: &mut Vec<Event>, watermark: Cycle);
+}
+
+/// A sink that drops everything (runs nobody observes).
+pub struct DiscardEvents;
+
+impl EventSink for DiscardEvents {
+    fn quantum_end(&mut self, events: &mut Vec<Event>, _watermark: Cycle) {
+        events.clear();
+    }
+}
+
+/// Why [`Scheduler::run_until`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// The run is over.
+    Ended(ScheduleEnd),
+    /// The stretch reached its limit cycle.
+    Limit,
+    /// The machine asked to look at its platform (see `attention`).
+    Attention,
+}
+
 /// A message in flight, ordered by delivery cycle, then source, then send order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct QueueKey {
@@ -70,8 +106,10 @@ struct QueueKey {
 
 /// The coordinator's view of the cores and the APIC bus.
 pub struct Scheduler {
-    /// The cores, indexed by CPU index; APIC ID = index.
-    pub cores: Vec<CoreHandle>,
+    /// The cores by CPU index (APIC ID = index); `None` for a possible CPU that is absent.
+    pub cores: Vec<Option<CoreHandle>>,
+    /// The indices of the present CPUs, ascending.
+    present: Vec<usize>,
     activity: Vec<Activity>,
     cycles: Vec<u64>,
     queue: BTreeMap<QueueKey, Ipi>,
@@ -83,20 +121,36 @@ pub struct Scheduler {
     mode: ExecMode,
     quantum: u64,
     max_cycles: u64,
+    /// The start of the next quantum.
+    now: u64,
+    /// Events of the quantum being absorbed.
+    events: Vec<Event>,
     /// Host-side figures.
     pub stats: ScheduleStats,
 }
 
 impl Scheduler {
-    /// A scheduler over `cores`, whose initial activities are given.
-    pub fn new(cores: Vec<CoreHandle>, mode: ExecMode, quantum: u64, max_cycles: u64) -> Scheduler {
+    /// A scheduler over `cores` (index = CPU index, `None` = absent), whose initial
+    /// activities are given.
+    pub fn new(
+        cores: Vec<Option<CoreHandle>>,
+        mode: ExecMode,
+        quantum: u64,
+        max_cycles: u64,
+    ) -> Scheduler {
         let activity = cores
             .iter()
-            .map(|core| core.idle_activity().unwrap_or(Activity::Running))
+            .map(|core| {
+                core.as_ref()
+                    .and_then(CoreHandle::idle_activity)
+                    .unwrap_or(Activity::WaitForSipi)
+            })
             .collect();
+        let present = (0..cores.len()).filter(|&i| cores[i].is_some()).collect();
         let count = cores.len();
         Scheduler {
             cores,
+            present,
             activity,
             cycles: vec![0; count],
             queue: BTreeMap::new(),
@@ -106,28 +160,61 @@ impl Scheduler {
             mode,
             quantum: quantum.max(1),
             max_cycles,
+            now: 0,
+            events: Vec::new(),
             stats: ScheduleStats::default(),
         }
     }
 
-    /// Runs quanta until the machine stops.
-    pub fn run(&mut self) -> ScheduleEnd {
+    /// Runs quanta until the machine stops, nothing else happening (no scenario events).
+    pub fn run(&mut self, sink: &mut dyn EventSink) -> ScheduleEnd {
+        loop {
+            if let Pause::Ended(end) = self.run_until(u64::MAX, &|| false, sink) {
+                return end;
+            }
+        }
+    }
+
+    /// Runs quanta until the run ends, the next quantum would start at or after `limit`, or
+    /// `attention` returns true after a quantum. Nobody running before `limit` makes the
+    /// clock jump to `limit` (a scenario event may wake the machine).
+    pub fn run_until(
+        &mut self,
+        limit: u64,
+        attention: &dyn Fn() -> bool,
+        sink: &mut dyn EventSink,
+    ) -> Pause {
         let started = Instant::now();
         let mut critical_path = Duration::ZERO;
-        let mut now = 0u64;
-        let end = loop {
-            let running: Vec<usize> = (0..self.cores.len())
+        let pause = loop {
+            if self.now >= self.max_cycles {
+                break Pause::Ended(ScheduleEnd::CycleLimit);
+            }
+            if self.now >= limit {
+                break Pause::Limit;
+            }
+            let running: Vec<usize> = self
+                .present
+                .iter()
+                .copied()
                 .filter(|&i| self.activity[i] == Activity::Running)
                 .collect();
             if running.is_empty() && !self.reset_pending {
                 match self.queue.keys().next() {
-                    None => break ScheduleEnd::AllIdle,
+                    None if limit < self.max_cycles => {
+                        self.now = limit;
+                        break Pause::Limit;
+                    }
+                    None => break Pause::Ended(ScheduleEnd::AllIdle),
                     // Nobody runs: skip ahead to the next delivery.
-                    Some(next) => now = now.max(next.at.0),
+                    Some(next) => self.now = self.now.max(next.at.0),
+                }
+                if self.now >= limit {
+                    break Pause::Limit;
                 }
             }
-            if now >= self.max_cycles {
-                break ScheduleEnd::CycleLimit;
+            if self.now >= self.max_cycles {
+                break Pause::Ended(ScheduleEnd::CycleLimit);
             }
             let batch = running.len() == 1 && self.queue.is_empty();
             let length = if batch {
@@ -135,14 +222,14 @@ impl Scheduler {
             } else {
                 self.quantum
             };
-            let until = now.saturating_add(length).min(self.max_cycles);
+            let until = self
+                .now
+                .saturating_add(length)
+                .min(self.max_cycles)
+                .min(limit);
             let mut deliveries = self.due_deliveries(Cycle(until));
             let reset = std::mem::take(&mut self.reset_pending);
-            let mut participants = if reset {
-                (0..self.cores.len()).collect()
-            } else {
-                running
-            };
+            let mut participants = if reset { self.present.clone() } else { running };
             participants.extend(deliveries.keys().copied());
             participants.sort_unstable();
             participants.dedup();
@@ -174,11 +261,14 @@ impl Scheduler {
                     let mut started_cores = Vec::new();
                     for &index in &participants {
                         let slice = slice_for(index, &mut deliveries);
-                        self.cores[index].start(slice);
-                        started_cores.push(index);
+                        if let Some(core) = self.cores[index].as_mut() {
+                            core.start(slice);
+                            started_cores.push(index);
+                        }
                     }
                     for index in started_cores {
-                        let Some(report) = self.cores[index].finish() else {
+                        let Some(report) = self.cores[index].as_mut().and_then(CoreHandle::finish)
+                        else {
                             continue;
                         };
                         quantum_path = quantum_path.max(report.busy);
@@ -190,29 +280,39 @@ impl Scheduler {
             }
             critical_path += quantum_path;
             self.stats.quanta += 1;
+            // Every later event is at or above this quantum's start: running cores are past
+            // it, and a message sent in it is delivered no earlier than its send.
+            let watermark = Cycle(self.now);
+            sink.quantum_end(&mut self.events, watermark);
             if let Some(reason) = stop {
-                break reason;
+                break Pause::Ended(reason);
             }
-            now = if batch {
-                self.cycles[participants[0]].min(until)
+            let first = participants.first().copied().unwrap_or(0);
+            self.now = if batch {
+                self.cycles[first].min(until).max(self.now)
             } else {
                 until
             };
+            if attention() {
+                break Pause::Attention;
+            }
         };
-        self.stats.barrier = started.elapsed().saturating_sub(critical_path);
-        end
+        self.stats.barrier += started.elapsed().saturating_sub(critical_path);
+        pause
     }
 
     fn run_one(&mut self, index: usize, slice: Slice) -> Option<SliceReport> {
-        self.cores[index].start(slice);
-        self.cores[index].finish()
+        let core = self.cores[index].as_mut()?;
+        core.start(slice);
+        core.finish()
     }
 
     /// Takes in a core's report; returns a reason to end the run, if it brings one.
-    fn absorb(&mut self, index: usize, report: SliceReport) -> Option<ScheduleEnd> {
+    fn absorb(&mut self, index: usize, mut report: SliceReport) -> Option<ScheduleEnd> {
         self.stats.busy += report.busy;
         self.activity[index] = report.activity;
         self.cycles[index] = report.cycle;
+        self.events.append(&mut report.events);
         for (at, ipi) in report.outbox {
             self.sequence += 1;
             let key = QueueKey {
@@ -224,16 +324,68 @@ impl Scheduler {
         }
         match report.stop {
             StopReason::HardReset => {
-                // Everything in flight dies with the reset; every core restarts next quantum.
-                self.queue.clear();
-                self.reset_pending = true;
-                self.resets += 1;
+                self.request_hard_reset();
                 None
             }
             StopReason::PlatformStop => Some(ScheduleEnd::PlatformStop),
             StopReason::Shutdown => Some(ScheduleEnd::Shutdown),
             _ => None,
         }
+    }
+
+    /// Resets every present core at the start of the next quantum; everything in flight dies
+    /// with the reset.
+    pub fn request_hard_reset(&mut self) {
+        self.queue.clear();
+        self.reset_pending = true;
+        self.resets += 1;
+    }
+
+    /// Puts a message from the platform on the APIC bus, due at `at` (a scenario's soft
+    /// reset sends INIT to everyone this way).
+    pub fn post_message(&mut self, at: Cycle, ipi: Ipi) {
+        self.sequence += 1;
+        let key = QueueKey {
+            at,
+            source: ipi.source.0,
+            sequence: self.sequence,
+        };
+        self.queue.insert(key, ipi);
+    }
+
+    /// Makes `core` present at CPU index `index`, its clock set to the current cycle.
+    /// Returns the core back if the index is out of range or taken.
+    pub fn add_core(&mut self, index: usize, mut core: Box<Core>) -> Result<(), Box<Core>> {
+        if index >= self.cores.len() || self.cores[index].is_some() {
+            return Err(core);
+        }
+        core.cpu.cycle = core.cpu.cycle.max(self.now);
+        self.activity[index] = core.cpu.activity;
+        self.cycles[index] = core.cpu.cycle;
+        self.cores[index] = Some(CoreHandle::Idle(core));
+        if let Err(position) = self.present.binary_search(&index) {
+            self.present.insert(position, index);
+        }
+        Ok(())
+    }
+
+    /// Takes the core at `index` out of the machine (its thread, if any, ends) and gives it
+    /// back, so a later hot-add may bring it back with its SMBASE.
+    pub fn remove_core(&mut self, index: usize) -> Option<Box<Core>> {
+        let handle = self.cores.get_mut(index)?.take()?;
+        self.present.retain(|&i| i != index);
+        self.activity[index] = Activity::WaitForSipi;
+        handle.into_core()
+    }
+
+    /// Whether CPU `index` is present.
+    pub fn is_present(&self, index: usize) -> bool {
+        self.cores.get(index).is_some_and(Option::is_some)
+    }
+
+    /// The start of the next quantum: the machine's notion of "now" between stretches.
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     /// Removes the messages due before `until` and groups them by target core.
@@ -244,7 +396,7 @@ impl Scheduler {
                 break;
             }
             let (key, ipi) = entry.remove_entry();
-            for target in 0..self.cores.len() {
+            for &target in &self.present {
                 let apic_id = smmsim_devices::ApicId(target as u32);
                 if ipi.destination.includes(apic_id, ipi.source) {
                     by_target.entry(target).or_default().push((key.at, ipi));
@@ -262,5 +414,13 @@ impl Scheduler {
     /// The activity of every core, by index.
     pub fn activities(&self) -> &[Activity] {
         &self.activity
+    }
+
+    /// Stops every core thread and gives the cores back, by index.
+    pub fn into_cores(self) -> Vec<Option<Box<Core>>> {
+        self.cores
+            .into_iter()
+            .map(|handle| handle.and_then(CoreHandle::into_core))
+            .collect()
     }
 }

@@ -11,10 +11,17 @@
 //!    vector × 4096, a fixed interrupt goes to the IRR and is taken when IF = 1.
 
 use smmsim_devices::{DeliveryMode, Destination, Ipi, SmiTarget};
-use smmsim_traces::Cycle;
+use smmsim_traces::{Cycle, EventKind, SmiSource};
 
+use super::record::{destination_code, mode_code};
 use super::state::{flags, SegReg, Segment};
 use super::{Activity, Cpu, Fault, StopReason, APIC_BASE_ADDRESS_MASK};
+
+/// The vector carried by the SMI and INIT messages the platform sends on a CPU's behalf (an
+/// APM-port SMI broadcast, a soft reset). Hardware ignores the vector of these delivery modes
+/// (SDM Vol. 3A §11.6.1), so smmsim uses it to tell them apart from IPIs a guest wrote into
+/// its ICR, and traces show where an SMI came from.
+pub const PLATFORM_MESSAGE_VECTOR: u8 = 0xB2;
 
 /// Size of the xAPIC MMIO page.
 const APIC_MMIO_BYTES: u64 = 0x1000;
@@ -82,6 +89,10 @@ impl Cpu {
 
     fn send_ipi(&mut self, ipi: Ipi) {
         self.stats.ipis_sent += 1;
+        self.record(EventKind::IpiSent {
+            mode: mode_code(ipi.mode),
+            destination: destination_code(ipi.destination, ipi.source),
+        });
         let delivery = Cycle(self.cycle.saturating_add(self.ipi_latency_cycles));
         self.outbox.push((delivery, ipi));
         if self.stop_on_ipi {
@@ -105,7 +116,7 @@ impl Cpu {
         let to_others = move |mode: DeliveryMode, destination: Destination| Ipi {
             source,
             mode,
-            vector: 0,
+            vector: PLATFORM_MESSAGE_VECTOR,
             destination,
             level_assert: true,
         };
@@ -115,9 +126,11 @@ impl Cpu {
                     now,
                     to_others(DeliveryMode::Smi, Destination::AllExcludingSelf),
                 ));
-                self.raise_smi();
+                self.raise_smi(SmiSource::ApmPort);
             }
-            Some(SmiTarget::Cpu(index)) if index == self.index => self.raise_smi(),
+            Some(SmiTarget::Cpu(index)) if index == self.index => {
+                self.raise_smi(SmiSource::ApmPort)
+            }
             Some(SmiTarget::Cpu(index)) => self.outbox.push((
                 now,
                 to_others(
@@ -153,6 +166,7 @@ impl Cpu {
     /// RESET: everything back to power-on values, SMBASE to 0x30000; the BSP runs from the
     /// reset vector and the others wait for SIPI. Memory is kept, as on a warm reset.
     pub fn hard_reset(&mut self) {
+        self.record(EventKind::Reset { hard: true });
         self.state = super::state::CpuState::at_reset();
         self.smm = super::smm::SmmState::at_reset(self.smm.layout, self.smm.profile);
         self.apic.reset();
@@ -187,9 +201,14 @@ impl Cpu {
             self.cycle = at.0;
         }
         self.stats.ipis_received += 1;
+        self.record(EventKind::IpiDelivered {
+            mode: mode_code(ipi.mode),
+            source: ipi.source.0,
+        });
         match ipi.mode {
             DeliveryMode::Init if ipi.level_assert => {
                 if self.init_allowed() {
+                    self.record(EventKind::Init);
                     self.init();
                 }
             }
@@ -201,13 +220,18 @@ impl Cpu {
                 self.irq_pending = true;
                 if self.activity == Activity::Halted && self.state.rflags & flags::IF != 0 {
                     self.activity = Activity::Running;
+                    self.record(EventKind::Wake);
                 }
             }
-            DeliveryMode::Smi => self.raise_smi(),
+            DeliveryMode::Smi if ipi.vector == PLATFORM_MESSAGE_VECTOR => {
+                self.raise_smi(SmiSource::ApmPort)
+            }
+            DeliveryMode::Smi => self.raise_smi(SmiSource::Ipi),
             DeliveryMode::Nmi => {
                 self.smm.nmi_pending = true;
                 if self.activity == Activity::Halted {
                     self.activity = Activity::Running;
+                    self.record(EventKind::Wake);
                 }
             }
         }
@@ -231,6 +255,7 @@ impl Cpu {
         if self.activity != Activity::WaitForSipi {
             return;
         }
+        self.record(EventKind::Sipi { vector });
         let selector = u16::from(vector) << 8;
         self.state.segs[SegReg::Cs as usize] = Segment::real_mode(selector);
         self.state.rip = 0;

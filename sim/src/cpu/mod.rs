@@ -20,6 +20,7 @@ mod exec;
 pub mod fault;
 mod interrupt;
 mod operand;
+mod record;
 mod segment;
 pub mod smm;
 pub mod state;
@@ -31,12 +32,13 @@ mod tests;
 use std::sync::Arc;
 
 use smmsim_devices::{AccessContext, AccessWidth, ApicId, CpuIndex, Ipi, LocalApic, SmiTarget};
-use smmsim_traces::Cycle;
+use smmsim_traces::{Cycle, Event};
 
 use crate::memory::GuestMemory;
 use crate::timing::TimingTable;
 use decode::{CodeMode, DecodeCache};
 pub use fault::Fault;
+pub use record::{destination_code, mode_code, DESTINATION_ALL, DESTINATION_ALL_BUT_SELF};
 use smm::{Profile, SaveStateLayout, SmmState};
 use state::{CpuState, SegReg};
 
@@ -172,6 +174,10 @@ pub struct Cpu {
     stop_requested: Option<StopReason>,
     /// The cycle the current `run` call stops at; zero once a stop was requested.
     run_until: u64,
+    /// Events recorded since the scheduler last took them (`record.rs`).
+    events: Vec<Event>,
+    /// Whether every executed instruction is recorded too.
+    trace_instructions: bool,
 }
 
 /// Cycles from an IPI's send to its delivery: 1,000 cycles, 0.5 µs at 2 GHz — the order of
@@ -224,6 +230,8 @@ impl Cpu {
             next_rip: 0,
             stop_requested: None,
             run_until: 0,
+            events: Vec::new(),
+            trace_instructions: false,
         }
     }
 
@@ -254,6 +262,20 @@ impl Cpu {
 
     /// Runs instructions until the cycle counter reaches `until`, or the core stops.
     pub fn run(&mut self, cache: &mut DecodeCache, until: Cycle) -> StopReason {
+        // Two copies of the loop, so the one without instruction tracing has no test for it.
+        if self.trace_instructions {
+            self.run_loop::<true>(cache, until)
+        } else {
+            self.run_loop::<false>(cache, until)
+        }
+    }
+
+    #[inline(always)]
+    fn run_loop<const TRACE_INSTRUCTIONS: bool>(
+        &mut self,
+        cache: &mut DecodeCache,
+        until: Cycle,
+    ) -> StopReason {
         match self.activity {
             Activity::Running => {}
             Activity::Halted => return StopReason::Halted,
@@ -288,7 +310,7 @@ impl Cpu {
             if !self.smm.in_smm && mem.smram().covers(phys, 1) {
                 // A non-SMM fetch from closed SMRAM reads all ones; FF FF is an invalid
                 // opcode, so the core takes #UD there, as it would on the chipset.
-                mem.smram().note_blocked(false);
+                self.note_smram_blocked(phys, false);
                 self.next_rip = self.state.rip;
                 self.stats.invalid += 1;
                 self.deliver_fault(Fault::InvalidOpcode);
@@ -296,6 +318,13 @@ impl Cpu {
             }
             let block = cache.lookup(&mem, phys, mode);
             for decoded in &block.insns {
+                if TRACE_INSTRUCTIONS {
+                    let cs = self.state.seg(SegReg::Cs).selector;
+                    self.record(smmsim_traces::EventKind::Instruction {
+                        rip: self.state.rip,
+                        cs,
+                    });
+                }
                 self.next_rip = (self.state.rip + u64::from(decoded.len)) & ip_mask;
                 self.cycle += u64::from(decoded.cost);
                 retired += 1;

@@ -129,6 +129,13 @@ impl Cpu {
         self.state.segs[seg as usize].base.wrapping_add(offset) & 0xFFFF_FFFF
     }
 
+    /// Counts and records a non-SMM access to closed SMRAM (PLATFORM.md "SMRAM rule").
+    #[cold]
+    pub(super) fn note_smram_blocked(&mut self, address: u64, write: bool) {
+        self.mem.smram().note_blocked(write);
+        self.record(smmsim_traces::EventKind::SmramBlocked { address, write });
+    }
+
     /// Reads `size` bytes at a linear address. (Paging, when it arrives, faults here.)
     #[inline(always)]
     pub(super) fn read_linear(&mut self, linear: u64, size: u8) -> Result<u64, Fault> {
@@ -137,7 +144,7 @@ impl Cpu {
         }
         if !self.smm.in_smm && self.mem.smram().covers(linear, u64::from(size)) {
             // PLATFORM.md: a non-SMM access to closed SMRAM reads all ones.
-            self.mem.smram().note_blocked(false);
+            self.note_smram_blocked(linear, false);
             return Ok(mask(size));
         }
         Ok(self.mem.read(linear, size))
@@ -152,7 +159,7 @@ impl Cpu {
         }
         if !self.smm.in_smm && self.mem.smram().covers(linear, u64::from(size)) {
             // PLATFORM.md: a non-SMM write to closed SMRAM is dropped.
-            self.mem.smram().note_blocked(true);
+            self.note_smram_blocked(linear, true);
             return Ok(());
         }
         self.mem.write(linear, size, value & mask(size));
@@ -175,7 +182,7 @@ impl Cpu {
             if found == expected && !blocked {
                 self.apic_mmio_write(linear, new);
             } else if blocked {
-                self.mem.smram().note_blocked(true);
+                self.note_smram_blocked(linear, true);
             }
             return found;
         }

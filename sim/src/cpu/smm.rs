@@ -57,7 +57,53 @@ pub enum SaveStateLayout {
     Intel32,
 }
 
+impl Profile {
+    /// Every profile, in the order help texts list them.
+    pub const ALL: [Profile; 3] = [Profile::Kvm, Profile::Qemu, Profile::Sdm];
+
+    /// The name scenarios, the command line and traces use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Qemu => "qemu",
+            Profile::Kvm => "kvm",
+            Profile::Sdm => "sdm",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    /// Parses a [`Profile::name`]; the error lists the valid names.
+    fn from_str(text: &str) -> Result<Profile, String> {
+        Profile::ALL
+            .into_iter()
+            .find(|profile| profile.name() == text)
+            .ok_or_else(|| format!("unknown profile `{text}` (valid: kvm, qemu, sdm)"))
+    }
+}
+
+impl std::str::FromStr for SaveStateLayout {
+    type Err = String;
+
+    /// Parses a [`SaveStateLayout::name`]; the error lists the valid names.
+    fn from_str(text: &str) -> Result<SaveStateLayout, String> {
+        [SaveStateLayout::Amd64, SaveStateLayout::Intel32]
+            .into_iter()
+            .find(|layout| layout.name() == text)
+            .ok_or_else(|| format!("unknown state-save layout `{text}` (valid: amd64, intel32)"))
+    }
+}
+
 impl SaveStateLayout {
+    /// The name scenarios, the command line and traces use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaveStateLayout::Amd64 => "amd64",
+            SaveStateLayout::Intel32 => "intel32",
+        }
+    }
+
     /// The revision ID this layout stores.
     pub fn revision(self) -> u32 {
         match self {
@@ -498,12 +544,14 @@ impl SmmState {
 impl Cpu {
     /// Signals an SMI to this core (from the APIC bus or the platform). It is taken at the
     /// next instruction boundary, wakes a halted core, and is latched (once) while in SMM.
-    pub fn raise_smi(&mut self) {
+    pub fn raise_smi(&mut self, source: SmiSource) {
+        self.record(EventKind::SmiRaised { source });
         self.smm.smi_pending = true;
         match self.activity {
             Activity::Halted => {
                 self.smm.halted_at_smi = true;
                 self.activity = Activity::Running;
+                self.record(EventKind::Wake);
             }
             // QEMU TCG takes the SMI at once, saving the post-INIT state: after RSM the core
             // runs from the reset vector although its APIC still waits for SIPI.
@@ -522,6 +570,10 @@ impl Cpu {
             revision: smm.layout.revision(),
             auto_halt: smm.halted_at_smi && smm.profile == Profile::Sdm,
         };
+        self.record(EventKind::SmmEntry {
+            smbase: smm.smbase,
+            save_area: smm.smbase + SAVE_AREA_START,
+        });
         self.write_save_area(smm.layout, smm.smbase, extras);
         self.load_smm_entry_state(smm.smbase);
         self.smm.in_smm = true;
@@ -545,6 +597,16 @@ impl Cpu {
         if reload {
             self.smm.smbase = extras.smbase & 0xFFFF_FFFF;
         }
+        self.record(EventKind::Rsm {
+            old_smbase: smm.smbase,
+            new_smbase: self.smm.smbase,
+        });
+        if self.smm.smbase != smm.smbase {
+            self.record(EventKind::SmbaseRelocated {
+                old: smm.smbase,
+                new: self.smm.smbase,
+            });
+        }
         self.smm.in_smm = false;
         self.smm.nmi_blocked = smm.nmi_blocked_before_smm;
         self.stats.rsm_count += 1;
@@ -567,10 +629,13 @@ impl Cpu {
         let profile = self.smm.profile;
         if self.smm.in_smm {
             return match profile {
-                // QEMU resets the CPU and silently leaves SMM.
+                // QEMU resets the CPU and silently leaves SMM; `do_cpu_init` keeps only a
+                // pending SIPI, so an SMI latched while in SMM is dropped too
+                // (target/i386/helper.c).
                 Profile::Qemu => {
                     self.smm.in_smm = false;
                     self.smm.nmi_blocked = false;
+                    self.smm.smi_pending = false;
                     true
                 }
                 Profile::Kvm => {
@@ -607,6 +672,7 @@ impl Cpu {
 }
 
 use super::{Activity, StopReason};
+use smmsim_traces::{EventKind, SmiSource};
 
 #[cfg(test)]
 mod tests {

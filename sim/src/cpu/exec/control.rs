@@ -252,6 +252,7 @@ pub fn hlt(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
         return Err(Fault::GP0);
     }
     cpu.activity = Activity::Halted;
+    cpu.record(smmsim_traces::EventKind::Halt);
     cpu.request_stop(StopReason::Halted);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! NMI blocking, and the three profiles' INIT/SIPI/SMI cases of PLATFORM.md.
 
 use smmsim_devices::DeliveryMode;
-use smmsim_traces::Cycle;
+use smmsim_traces::{Cycle, SmiSource};
 
 use super::super::smm::{Profile, SaveStateLayout, DEFAULT_SMBASE};
 use super::super::state::{SegReg, RAX};
@@ -39,7 +39,7 @@ fn an_smi_relocates_smbase_through_the_save_area_in_both_layouts() {
     for layout in [SaveStateLayout::Amd64, SaveStateLayout::Intel32] {
         let mut bench = halted_core(layout, Profile::Kvm, &relocation_handler(layout, 0x5_0000));
         bench.cpu.state.regs[RAX] = 0xABCD;
-        bench.cpu.raise_smi();
+        bench.cpu.raise_smi(SmiSource::Platform);
         assert_eq!(bench.cpu.activity, Activity::Running, "an SMI wakes HLT");
         assert_eq!(bench.run(), StopReason::Halted, "{layout:?}");
         assert_eq!(bench.cpu.smm.smbase, 0x5_0000, "{layout:?}");
@@ -64,7 +64,7 @@ fn smi_entry_state_follows_platform_md() {
     // A handler that just halts, so the entry state can be inspected.
     let mut bench = halted_core(SaveStateLayout::Amd64, Profile::Kvm, &[0xF4]);
     bench.cpu.state.cr0 |= 0x8; // TS, cleared on entry
-    bench.cpu.raise_smi();
+    bench.cpu.raise_smi(SmiSource::Platform);
     assert_eq!(bench.run(), StopReason::Halted);
     let s = &bench.cpu.state;
     let cs = s.seg(SegReg::Cs);
@@ -103,15 +103,15 @@ fn one_smi_is_latched_while_in_smm() {
         0x0F, 0xAA, //                   rsm
     ];
     let mut bench = halted_core(SaveStateLayout::Amd64, Profile::Kvm, &handler);
-    bench.cpu.raise_smi();
+    bench.cpu.raise_smi(SmiSource::Platform);
     // Enter SMM, then two more SMIs arrive before RSM: only one is latched.
     bench.cpu.smm.smi_pending = true;
     bench
         .cpu
         .run(&mut bench.cache, Cycle(bench.cpu.cycle + 9_000));
     assert!(bench.cpu.smm.in_smm || bench.cpu.stats.smm_entries >= 1);
-    bench.cpu.raise_smi();
-    bench.cpu.raise_smi();
+    bench.cpu.raise_smi(SmiSource::Platform);
+    bench.cpu.raise_smi(SmiSource::Platform);
     assert_eq!(bench.run(), StopReason::Halted);
     assert_eq!(bench.read(0x500, 4), bench.cpu.stats.smm_entries);
     assert!(
@@ -133,7 +133,7 @@ fn nmis_wait_until_rsm() {
         .cpu
         .memory()
         .write(2 * 4, 4, ((CODE_BASE >> 4) << 16) | 0x20);
-    bench.cpu.raise_smi();
+    bench.cpu.raise_smi(SmiSource::Platform);
     assert_eq!(
         bench.run(),
         StopReason::Halted,
@@ -165,7 +165,7 @@ fn init_in_smm_follows_the_profile() {
     ] {
         // Halt inside the SMI handler, then INIT arrives.
         let mut bench = halted_core(SaveStateLayout::Amd64, profile, &[0xF4, 0x0F, 0xAA]);
-        bench.cpu.raise_smi();
+        bench.cpu.raise_smi(SmiSource::Platform);
         assert_eq!(bench.run(), StopReason::Halted);
         bench.cpu.activity = Activity::Running;
         bench
@@ -182,6 +182,21 @@ fn init_in_smm_follows_the_profile() {
 }
 
 #[test]
+fn an_smi_latched_in_smm_dies_with_a_qemu_init_but_survives_a_kvm_one() {
+    for (profile, survives) in [(Profile::Qemu, false), (Profile::Kvm, true)] {
+        let mut bench = halted_core(SaveStateLayout::Amd64, profile, &[0xF4, 0x0F, 0xAA]);
+        bench.cpu.raise_smi(SmiSource::Platform);
+        assert_eq!(bench.run(), StopReason::Halted);
+        // A second SMI while in SMM is latched (PLATFORM.md), then INIT arrives.
+        bench.cpu.raise_smi(SmiSource::Ipi);
+        bench
+            .cpu
+            .receive(Cycle(bench.cpu.cycle), &message(DeliveryMode::Init, 0));
+        assert_eq!(bench.cpu.smm.smi_pending, survives, "{profile:?}");
+    }
+}
+
+#[test]
 fn an_smi_in_wait_for_sipi_follows_the_profile() {
     for profile in [Profile::Qemu, Profile::Kvm] {
         let mut bench = Bench::new(Mode::Real, &[0xF4]);
@@ -193,7 +208,7 @@ fn an_smi_in_wait_for_sipi_follows_the_profile() {
         bench
             .cpu
             .receive(Cycle(10), &message(DeliveryMode::Init, 0));
-        bench.cpu.raise_smi();
+        bench.cpu.raise_smi(SmiSource::Platform);
         if profile == Profile::Qemu {
             // Taken at once; after RSM the core runs from the post-INIT state (reset vector).
             assert_eq!(bench.cpu.activity, Activity::Running);
@@ -256,7 +271,7 @@ fn init_keeps_smbase_and_rsm_reloads_it_per_profile() {
     for profile in [Profile::Qemu, Profile::Kvm, Profile::Sdm] {
         let layout = SaveStateLayout::Amd64;
         let mut bench = halted_core(layout, profile, &relocation_handler(layout, 0x6_0000));
-        bench.cpu.raise_smi();
+        bench.cpu.raise_smi(SmiSource::Platform);
         assert_eq!(bench.run(), StopReason::Halted);
         assert_eq!(
             bench.cpu.smm.smbase, 0x6_0000,
@@ -283,7 +298,7 @@ fn auto_halt_restart_is_honoured_in_the_sdm_profile_only() {
             .memory()
             .write_bytes(DEFAULT_SMBASE + 0x8000, &[0x0F, 0xAA]);
         assert_eq!(bench.run(), StopReason::Halted);
-        bench.cpu.raise_smi();
+        bench.cpu.raise_smi(SmiSource::Platform);
         assert_eq!(bench.run(), StopReason::Halted);
         let resumed = bench.cpu.state.regs[RAX] & 0xFFFF == 0x55;
         assert_eq!(resumed, !halted_after, "{profile:?}");
@@ -347,7 +362,7 @@ fn smram_is_decided_per_access_by_the_accessing_cpu() {
 fn a_hard_reset_puts_smbase_back_to_the_default() {
     let layout = SaveStateLayout::Amd64;
     let mut bench = halted_core(layout, Profile::Kvm, &relocation_handler(layout, 0x7_0000));
-    bench.cpu.raise_smi();
+    bench.cpu.raise_smi(SmiSource::Platform);
     assert_eq!(bench.run(), StopReason::Halted);
     assert_eq!(bench.cpu.smm.smbase, 0x7_0000);
     bench.cpu.hard_reset();
