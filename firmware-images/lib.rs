@@ -67,9 +67,11 @@ pub const IMAGES: &[BuiltinImage] = &[
         summary: "SMM bring-up as OVMF does it on q35: negotiates broadcast SMI (and CPU \
                   hot-plug/unplug) over fw_cfg, sets up TSEG, relocates every CPU's SMBASE \
                   into TSEG one at a time (BSP last), installs per-CPU SMI entry stubs, locks \
-                  SMRAM and the default-SMBASE window, then takes one broadcast SMI in which \
-                  every CPU reports its SMBASE; prints the features, TSEG and one \
-                  \"cpu APIC-ID smbase SMBASE\" line per CPU",
+                  SMRAM and the default-SMBASE window, optionally serves CPU hot-add and \
+                  hot-remove events with the strategy named in the opt/smmsim/* fw_cfg files \
+                  (smbase-smram, controller, formula, max-cpus), then takes one broadcast SMI \
+                  in which every online CPU reports its SMBASE; prints the features, TSEG and \
+                  one \"cpu APIC-ID smbase SMBASE\" line per CPU",
     },
 ];
 

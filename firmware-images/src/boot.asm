@@ -1,28 +1,83 @@
 ; boot.asm - SMM bring-up the way OVMF does it on QEMU q35: negotiate SMI features over fw_cfg,
 ; set up TSEG, relocate every CPU's SMBASE into TSEG one at a time (BSP last), install a
-; per-CPU SMI entry stub, close and lock SMRAM, then take one broadcast SMI in which every
-; CPU reports its APIC ID and SMBASE.
+; per-CPU SMI entry stub, close and lock SMRAM, then - optionally - serve CPU hot-add and
+; hot-remove events with one of four SMBASE strategies, and finally take one broadcast SMI in
+; which every online CPU reports its APIC ID and SMBASE.
 ;
 ; Run it with
 ;   qemu-system-x86_64 -machine q35,smm=on -nodefaults -display none -no-reboot -smp N \
 ;       -bios boot.bin -debugcon file:out.txt -global isa-debugcon.iobase=0x402 \
-;       -device isa-debug-exit,iobase=0xf4,iosize=4
-; Expected console output (QEMU's default 128 MiB of RAM and 16 MiB extended TSEG shown):
+;       -device isa-debug-exit,iobase=0xf4,iosize=4 [-fw_cfg name=opt/smmsim/...,string=...]
+; Expected console output without opt/smmsim files (QEMU's default 128 MiB of RAM and 16 MiB
+; extended TSEG shown):
 ;   features 00000007 tseg 07000000 size 01000000 cpus N maxcpus N
-;   cpu 00000000 smbase 07000000      one line per CPU in ascending APIC-ID order:
+;   cpu 00000000 smbase 07000000      one line per CPU in ascending slot order:
 ;   cpu 00000001 smbase 07002000      APIC ID and the SMBASE the CPU reported from SMM
 ;   ...
 ; and exit value 0 (QEMU status 1). The output depends only on the RAM size, the TSEG size,
-; the CPU counts, the negotiated features and the APIC IDs - never on timing.
+; the CPU counts, the negotiated features, the APIC IDs and the configuration - never on
+; timing.
 ; Failures print one line starting with "boot:" and exit with
-;   1 no fw_cfg            2 unsupported CPU count     3 SMI feature negotiation failed
+;   1 no fw_cfg            2 unsupported CPU count / APIC IDs   3 SMI feature negotiation failed
 ;   4 TSEG / SMRAM setup   5 an SMBASE relocation went wrong
 ;   6 the final report does not match the relocation   7 SMRAM did not lock
+;   8 bad opt/smmsim configuration           9 the SMBASE controller did not take or lock
+;   10 CPU hot-add failed (no hot-plug block, feature not negotiated, no SMBASE slot)
+;   11 CPU removal failed (an eject did not take)
+; One failure is deliberately not detected: the `ovmf` handshake under QEMU TCG (and smmsim's
+; `qemu` profile) hangs in SMM, see "Hot-add, strategy smbase-smram" below.
+;
+; Configuration: optional fw_cfg files (QEMU: -fw_cfg name=opt/smmsim/NAME,string=VALUE),
+; ASCII, trailing newline / CR / blanks ignored. A value not listed is error 8.
+;   opt/smmsim/strategy        smbase-smram (default) | controller | formula | max-cpus
+;   opt/smmsim/handshake       ovmf (default) | redirect          (smbase-smram hot-add only)
+;   opt/smmsim/hotplug-events  decimal: hot-plug events (one per CPU insert, one per removal
+;                              request) to serve before the final report; default 0 = none
+;   opt/smmsim/boot-cpus       decimal, max-cpus only: CPUs (lowest APIC IDs) that stay after
+;                              boot; the others are ejected right after boot. Default: all
+;   opt/smmsim/on-done         exit (default): final report, then debug-exit 0 |
+;                              halt: final report, then the BSP parks in CLI; HLT for good
+; When opt/smmsim/strategy is present, a second line says what was chosen:
+;   strategy S handshake H events N [boot-cpus B] [on-done halt]
+; (boot-cpus only for max-cpus, on-done only when it is halt.)
+;
+; Lines of the hot-plug phase (only with hotplug-events > 0), all strategies:
+;   ready for hot-plug                       boot done; now polling GPE0 for events
+;   cpu 00000001 relocated to 07002000       smbase-smram: the monarch gave the new CPU this
+;                                            SMBASE (printed just before the CPU is onlined)
+;   cpu 00000001 online                      printed by the new CPU itself, in real mode
+;   cpu 00000002 removed                     ejected by the monarch
+;   cpu 00000000 not removed: boot CPU       a removal request for the BSP, refused
+; then the final report lines as above, one per online CPU, in slot order. Each inserted CPU
+; prints its "relocated" and "online" lines together, so the output does not depend on how
+; the platform's events fall into GPE rounds. controller prints
+;   smbase controller N entries locked
+; and formula
+;   smbase formula base 07000000 stride 00002000 locked
+; right after the strategy line; max-cpus prints a "removed" line per CPU ejected at boot.
 ;
 ; What it follows (PLATFORM.md; Intel SDM Vol. 3C ch. 32 "System Management Mode"; QEMU
 ; hw/pci-host/q35.c, hw/isa/lpc_ich9.c, hw/nvram/fw_cfg.c + docs/specs/fw_cfg.rst,
-; target/i386/tcg/sysemu/smm_helper.c; OVMF's SmiFeatures, SmmAccess, SmmControl2 and
-; SmmRelocation code, by name only - nothing here is copied):
+; hw/acpi/cpu.c + docs/specs/acpi_cpu_hotplug.rst, hw/acpi/ich9.c,
+; target/i386/tcg/sysemu/smm_helper.c; OVMF's SmiFeatures, SmmAccess, SmmControl2,
+; SmmRelocation, PlatformPei and CpuHotplugSmm code, by name only - nothing here is copied):
+;
+; Step 0, reset vector and counts: a CPU that arrives at the reset vector without
+;   IA32_APIC_BASE.BSP (bit 8) parks in CLI; HLT at once, touching nothing - under QEMU TCG a
+;   CPU that took an SMI while waiting for SIPI resumes there after RSM (PLATFORM.md "CPU
+;   behaviour profiles"). The BSP reads fw_cfg key 0x0005 (boot CPUs) and 0x000F (maxcpus:
+;   the APIC-ID limit, which sizes the SMBASE tiles), the opt/smmsim files, and then counts
+;   the present CPUs through the ACPI CPU hot-plug block as OVMF's PlatformPei does
+;   (docs/specs/acpi_cpu_hotplug.rst "Detecting and enabling modern CPU hotplug interface" and
+;   "Enumerate CPUs present/non present CPUs"): write 0 to the selector twice (QEMU starts in
+;   legacy mode; the first write switches to the modern block), command 0, read command data
+;   2 - 0 means modern (all ones: no block; the legacy bitmap reads bit 0 set). Then walk
+;   selectors 0, 1, ... with command 0 in force (command data reads the selector while it
+;   names a possible CPU, 0 past the last one), counting "enabled"; a second walk with command
+;   3 reads each APIC ID and clears stale insert events of present CPUs (QEMU keeps events
+;   across a reset; they are boot CPUs now). After a hard reset QEMU's key 0x0005 does not
+;   count hot-added CPUs, so the block decides; key 0x0005 is only the fallback when the
+;   block is missing (then no hot-plug is possible).
 ;
 ; Step 1, SMI features (OVMF SmiFeatures): find `etc/smi/supported-features`,
 ;   `etc/smi/requested-features` and `etc/smi/features-ok` in the fw_cfg file directory,
@@ -33,7 +88,9 @@
 ;   the fw_cfg DMA interface (since 2.9), so the request goes by DMA (ID bit 1; one control
 ;   word that selects and writes). A machine whose fw_cfg offers no DMA gets the write through
 ;   the data port instead (PLATFORM.md "fw_cfg"); which path ran is not printed.
-;   The first output line shows the negotiated bitmap. Broadcast is required (step 6).
+;   The first output line shows the negotiated bitmap. Broadcast is required (step 8);
+;   hot-plug with SMI is required for smbase-smram with hotplug-events > 0, hot-unplug for a
+;   max-cpus boot that ejects CPUs.
 ;
 ; Step 2, TSEG (OVMF SmmAccess / PlatformPei): low RAM size = fw_cfg key 0x0003 (RAM size,
 ;   LE64), split as QEMU's pc_q35 does: RAM of 0xB0000000 bytes or more puts 2 GiB below
@@ -51,19 +108,22 @@
 ;
 ; Step 3, SMBASE relocation (SDM §32.11 "SMBASE Relocation"; OVMF SmmRelocation):
 ;   * The APs are started with INIT-SIPI-SIPI (as mp-hello) into a trampoline that records
-;     the APIC ID and parks the AP in `cli; hlt`; an SMI still wakes a halted CPU.
-;   * The APIC IDs are sorted; slot i = index in ascending APIC-ID order (QEMU's BSP has
-;     APIC ID 0, so it is slot 0). SMBASE(i) = TSEG base + 0x8000 + i * 0x2000 - 0x8000
-;     = TSEG base + i * 0x2000 (PLATFORM.md "Firmware conventions": tile buffer at TSEG
-;     base + 0x8000). Slot i's entry code is at SMBASE(i) + 0x8000, its save area at
-;     SMBASE(i) + 0xFE00 .. 0xFFFF (inside tile i + 3, which starts 0x6000 further up).
+;     the APIC ID and parks the AP in `cli; hlt`; an SMI still wakes a halted CPU. With the
+;     hot-plug block, every APIC ID that answers must be one the block lists as present.
+;   * Slots: smbase-smram and max-cpus give slot i to the i-th present CPU in ascending
+;     APIC-ID order (QEMU's BSP has APIC ID 0, so it is slot 0); controller and formula give
+;     slot a to APIC ID a, for every possible APIC ID (0 .. maxcpus - 1). SMBASE(slot) =
+;     TSEG base + 0x8000 + slot * 0x2000 - 0x8000 = TSEG base + slot * 0x2000 (PLATFORM.md
+;     "Firmware conventions": tile buffer at TSEG base + 0x8000). Slot i's entry code is at
+;     SMBASE(i) + 0x8000, its save area at SMBASE(i) + 0xFE00 .. 0xFFFF (inside tile i + 3,
+;     which starts 0x6000 further up).
 ;   * The relocation handler is copied to 0x38000 (default SMBASE 0x30000 + 0x8000). For
-;     each slot - APs in slot order, the BSP last - the BSP writes the new SMBASE into a
-;     mailbox in normal RAM, sends the CPU a directed SMI IPI (ICR delivery mode 010,
-;     physical destination; the BSP uses the "self" shorthand) and waits. The handler reads
-;     the revision ID at SMBASE + 0xFEFC to pick the layout (AMD64: SMBASE field at 0xFF00;
-;     Intel 32-bit: 0xFEF8), writes the new SMBASE there, reports its APIC ID and revision,
-;     sets a done flag and executes RSM, which loads the new SMBASE.
+;     each present CPU's slot - APs in slot order, the BSP last - the BSP writes the new
+;     SMBASE into a mailbox in normal RAM, sends the CPU a directed SMI IPI (ICR delivery mode
+;     010, physical destination; the BSP uses the "self" shorthand) and waits. The handler
+;     reads the revision ID at SMBASE + 0xFEFC to pick the layout (AMD64: SMBASE field at
+;     0xFF00; Intel 32-bit: 0xFEF8), writes the new SMBASE there, reports its APIC ID and
+;     revision, sets a done flag and executes RSM, which loads the new SMBASE.
 ;   * Only one CPU may use the save area at 0x3FE00 at a time, so the next SMI may be sent
 ;     only after the previous CPU has left SMM - the done flag is written before RSM and
 ;     cannot prove that. For an AP the handler therefore also rewrites the saved RIP/EIP to
@@ -75,35 +135,111 @@
 ;     enough: the BSP's own wait loop can only see it after its RSM.
 ;
 ; Step 4, entry stubs: before T_EN is set, the BSP clears the SMRAM report table at the TSEG
-;   base and copies `smi_stub` to SMBASE(i) + 0x8000 for every present CPU, patching in the
-;   slot number and the table address. Then T_EN closes TSEG.
+;   base, copies the slot table (slot -> APIC ID or free) and the monarch's settings
+;   (strategy, handshake, CPU counts) into TSEG, and copies `smi_stub` to SMBASE(i) + 0x8000
+;   for every assigned slot (present CPUs; controller and formula: every possible CPU),
+;   patching in the slot number and the TSEG base. Then T_EN closes TSEG. SMM code reads its
+;   settings from TSEG only, never from normal RAM.
+;
+; Step 4b, hot-add machinery (OVMF CpuHotplugSmm), after relocation, while the default-SMBASE
+;   window is still plain RAM: the first SMI handler replaces the relocation handler at
+;   0x38000, the mailbox at 0x30000 gets a closed gate (all ones), the post-SMM pen goes to
+;   0xA000 (SIPI vector 0x0A) and the guest's AP online stub to 0xB000 (vector 0x0B).
 ;
 ; Step 5, lock (OVMF SmmAccess lock): T_EN (already set), D_LCK in MCH 0x9D, and 0x02 into
 ;   MCH 0x9C (the default-SMBASE window becomes SMRAM until hard reset). The registers are
 ;   read back - nothing reads SMRAM from outside SMM to prove it, because smmsim records
-;   such an access as an event.
+;   such an access as an event. Then SMIs are enabled (OVMF SmmControl2): PMBASE = 0x600
+;   (LPC 0x40) with ACPI_EN (LPC 0x44 bit 7, step 2), SMI_EN |= GBL_SMI_EN | APMC_EN,
+;   SMI_LOCK (LPC 0xA0 bit 4).
 ;
-; Step 6, broadcast SMI (OVMF SmmControl2): PMBASE = 0x600 (LPC 0x40) with ACPI_EN (LPC 0x44
-;   bit 7), SMI_EN |= GBL_SMI_EN | APMC_EN, SMI_LOCK (LPC 0xA0 bit 4), then 0x00 to port
-;   0xB2. Every CPU enters its stub at its own SMBASE + 0x8000; the stub reads its SMBASE
-;   from the save area and its APIC ID from CPUID, stores the pair in the SMRAM table at its
-;   slot, copies the pair from there to the normal-RAM result mailbox (non-SMM code cannot
-;   read SMRAM after the lock), increments the acknowledgement counter and executes RSM. The
-;   BSP waits for N acknowledgements (PLATFORM.md "When an SMI lands": always wait for the
-;   handler's acknowledgement).
+; The per-CPU entry stub dispatches on the APM command it reads back from port 0xB2:
+;   0x00 report (step 8); 0x04 CPU hot-plug and 0x05 SMBASE controller: the BSP (the
+;   monarch: IA32_APIC_BASE.BSP) switches to a stack in the locked default-SMBASE window
+;   (0x40000-0x4FFFF, SMRAM, unused by the first SMI handler) and serves it, every other CPU
+;   executes RSM at once; any other command: RSM. The monarch answers through a reply block
+;   in normal RAM and a flag the guest waits for (PLATFORM.md "When an SMI lands").
 ;
-; Step 7: the BSP checks every reported pair against slot i's APIC ID and SMBASE(i) and prints
-;   the lines above.
+; Step 6, strategy work right after boot:
+;   controller: APM 0x05; the monarch writes SMBASE(a) for every possible APIC ID a into the
+;     SMBASE controller (0x0EE0 APIC-ID selector, 0x0EE4 SMBASE, read back), then sets LOCK in
+;     control (0x0EE8) and reads it back. The controller refuses writes from outside SMM.
+;   formula: APM 0x05; the monarch writes base = TSEG base (0x0EEC) and stride 0x2000
+;     (0x0EF0), then FORMULA | LOCK, and reads all three back. (PLATFORM.md's port range
+;     says 0x0EE0-0x0EEF, its register table puts the stride at offset 0x10; the table wins.)
+;   max-cpus: every possible CPU must be present; those in slots boot-cpus and up (the highest
+;     APIC IDs, ejected in slot order) go through the removal path (below); their slots and
+;     SMBASEs stay reserved, so a re-added CPU (INIT only, SMBASE kept) is just onlined.
+;
+; Step 7, hot-plug events (hotplug-events > 0; what an OS runs for QEMU's AML CSCN / CEJ0):
+;   print "ready for hot-plug", then poll GPE0_STS bit 2 (PMBASE + 0x20); write 1 to clear
+;   it, then scan: selector 0, command 0, read status; no event -> done; else command data is
+;   the CPU with an event (a smaller one means the search wrapped: done), record it as an
+;   insert or a remove, continue at the next selector. Serve the round, scan again, until a
+;   scan is empty; then wait for the next GPE while fewer than hotplug-events were served.
+;   Two CPUs added back to back within one SMI window are both found by the monarch's own
+;   scan and relocated one after the other (edk2 bug 2929's case).
+;   * Inserts: smbase-smram writes 0x04 to 0xB2 and waits for the monarch's reply. Then each
+;     inserted CPU gets its "relocated" line (smbase-smram), is onlined with a directed
+;     INIT-SIPI-SIPI into a real-mode routine that takes the console spinlock, prints
+;     "cpu X online", sets a flag and parks in CLI; HLT (an SMI wakes it, RSM returns into
+;     the park loop), and gets its insert event cleared (control bit 1) once the flag is
+;     seen. controller, formula and max-cpus send no SMI: the platform loaded the SMBASE.
+;   * Removals (all strategies; OVMF's unplug path): for each CPU with a remove event: set
+;     firmware-remove (control bit 4), clear the remove event (bit 2); then 0x04 to 0xB2 and
+;     wait. The monarch ejects every CPU whose status shows firmware-remove (control bit 3),
+;     waits until it reads absent, frees its slot (smbase-smram only) and lists it; the
+;     guest prints "cpu X removed". CPU 0 (the BSP) is never removed.
+;
+; Hot-add, strategy smbase-smram (monarch, in SMM): scan selectors 0 .. possible - 1 for
+;   "enabled + insert event" CPUs whose APIC ID has no slot; for each, strictly one at a
+;   time: take the first free slot, install its entry stub, write SMBASE(slot) into the
+;   mailbox (+8), clear about-to-leave (+21) and the pen's last byte, then
+;   * handshake `ovmf` (OVMF CpuHotplugSmm, as shipped): directed SMI IPI, INIT-SIPI-SIPI to
+;     the pen, open the gate (gate = APIC ID), wait for about-to-leave, wait for the pen's
+;     last byte, close the gate. Under the `kvm` and `sdm` profiles the SMI stays pending in
+;     wait-for-SIPI and is taken right after the SIPI, at 0x38000 with saved CS:IP = pen:0.
+;     Under QEMU TCG and the `qemu` profile the new CPU took the 0xB2 broadcast SMI at once
+;     and sits at the closed gate; the INIT then resets it out of SMM (dropping the pending
+;     SMI), the SIPI runs the pen, and the monarch waits for about-to-leave forever - the
+;     expected, reproducible hang (PLATFORM.md "CPU behaviour profiles").
+;   * handshake `redirect` (a variant that QEMU TCG completes; not OVMF's): open the gate and
+;     send only the directed SMI, no INIT-SIPI-SIPI; the mailbox's resume segment (+16) tells
+;     the first SMI handler to rewrite its saved CS (selector and base) and RIP/EIP to the pen
+;     and to clear auto-HALT restart. Under `kvm`/`sdm` it hangs instead: the SMI stays
+;     pending until a SIPI that never comes. Under QEMU the new CPUs that took the broadcast
+;     share the save area at 0x3FE00; they hold identical post-INIT states, and the gate lets
+;     one at a time rewrite and leave.
+;   The first SMI handler (0x38000): wait until the gate equals its APIC ID, write the new
+;   SMBASE into its save-state SMBASE field (layout by revision ID, as the relocation handler
+;   does), redirect if asked, set about-to-leave, RSM. The pen: set the last byte of its page,
+;   then CLI; HLT forever. Waiting for the pen byte proves the RSM happened, so the next CPU
+;   may use 0x30000, and an INIT sent later (to online the CPU) cannot lose the relocation.
+;
+; Step 8: one broadcast SMI (0x00 to port 0xB2). Every CPU enters its stub at its own
+;   SMBASE + 0x8000; the stub reads its SMBASE from the save area and its APIC ID from CPUID,
+;   stores the pair in the SMRAM table at its slot, copies the pair from there to the
+;   normal-RAM result mailbox (non-SMM code cannot read SMRAM after the lock), increments
+;   the acknowledgement counter and executes RSM. The BSP waits for one acknowledgement per
+;   online CPU, checks every online slot's pair against the slot's APIC ID and SMBASE(slot)
+;   and prints the lines above. Step 9: on-done.
 ;
 ; Memory (normal RAM, all below 1 MiB, none in 0x30000-0x4FFFF which becomes SMRAM):
 ;   0x07000          BSP stack top (grows down)
 ;   0x08000-0x08FFF  AP trampoline (SIPI vector 0x08), incl. ap_after_reloc
 ;   0x09000-0x09FFF  variables, relocation mailbox, fw_cfg DMA descriptor and scratch
-;   0x0C000-0x0C3FF  APIC-ID table: arrival order, then sorted = slot order
-;   0x0D000-0x0D7FF  result mailbox: per slot (APIC ID, SMBASE), written from SMM in step 6
-;   0x38000          relocation handler (default SMBASE + 0x8000), used until step 5
+;   0x0A000-0x0AFFF  post-SMM pen (SIPI vector 0x0A); its last byte is the "left SMM" flag
+;   0x0B000-0x0BFFF  AP online stub (SIPI vector 0x0B, a far jump into the image); stack
+;   0x0C000-0x0CFFF  APIC-ID table, hot-plug block snapshot, event lists, slot tables
+;   0x0D000-0x0D7FF  result mailbox: per slot (APIC ID, SMBASE), written from SMM in step 8
+;   0x0E000-0x0EC0F  monarch reply: status, relocated (APIC ID, slot), removed APIC IDs
+; Default-SMBASE window (SMRAM after step 5):
+;   0x30000          hot-add mailbox        0x38000  relocation handler, then first SMI handler
+;   0x3FE00-0x3FFFF  save area of SMBASE 0x30000       0x40000-0x4FFFF  monarch stack
 ; SMRAM (TSEG, top of low RAM):
 ;   TSEG + 0x0000    report table: per slot (APIC ID, SMBASE), 8 bytes, up to 256 slots
+;   TSEG + 0x0800    slot table: per slot the APIC ID, or all ones for a free slot
+;   TSEG + 0x0C00    monarch settings
 ;   TSEG + 0x8000 + i * 0x2000   slot i's entry stub (= SMBASE(i) + 0x8000)
 ;
 ; The BSP runs in 32-bit protected mode with flat segments (for the xAPIC at 0xFEE00000 and
@@ -114,6 +250,7 @@
 %include "include/console.inc"
 %include "include/pmode.inc"
 %include "include/smm.inc"
+%include "include/hotplug.inc"
 %include "include/decimal.inc"
 %include "include/mp.inc"
 
@@ -147,14 +284,28 @@ APM_CMD_REPORT      equ 0x00        ; the 0xB2 value of the final broadcast SMI
 SIPI_VECTOR         equ 0x08
 IPI_DELAY_PAUSES    equ 1000        ; stands in for the SDM's 10 ms / 200 us (see mp-hello)
 MAX_CPUS            equ 255         ; xAPIC: 8-bit APIC IDs, 0xFF is the broadcast ID
+SLOT_COUNT          equ MAX_CPUS + 1        ; entries of every per-slot table
+PAGE_SIZE           equ 0x1000
+
+; --- configuration (opt/smmsim/*; values are indexes into the name tables at the end) ------
+STRATEGY_SMBASE_SMRAM equ 0
+STRATEGY_CONTROLLER equ 1
+STRATEGY_FORMULA    equ 2
+STRATEGY_MAX_CPUS   equ 3
+HANDSHAKE_OVMF      equ 0
+HANDSHAKE_REDIRECT  equ 1
+ON_DONE_EXIT        equ 0
+ON_DONE_HALT        equ 1
+OPT_FILE_MAX        equ 64          ; bytes of a configuration file read, the NUL included
+DECIMAL_MAX_DIGITS  equ 9           ; keeps a parsed number below 2^32
 
 ; --- RAM layout (see the header) -------------------------------------------------------------
 TRAMPOLINE_ADDR     equ SIPI_VECTOR << 12
 VARS                equ 0x9000
 VAR_TICKET          equ VARS + 0x00     ; dd: next APIC-ID table index for an AP
 VAR_ARRIVED         equ VARS + 0x04     ; dd: APs that stored their APIC ID
-VAR_NCPUS           equ VARS + 0x08     ; dd: N, fw_cfg key 0x0005
-VAR_MAXCPUS         equ VARS + 0x0C     ; dd: fw_cfg key 0x000F
+VAR_NCPUS           equ VARS + 0x08     ; dd: N, the present CPUs (hot-plug block or key 5)
+VAR_MAXCPUS         equ VARS + 0x0C     ; dd: fw_cfg key 0x000F = number of SMBASE slots
 VAR_BSP_APIC        equ VARS + 0x10     ; dd
 VAR_BSP_SLOT        equ VARS + 0x14     ; dd
 VAR_FEATURES        equ VARS + 0x18     ; dq: requested SMI features, LE (the DMA source)
@@ -164,7 +315,7 @@ VAR_TSEG_SZ_FIELD   equ VARS + 0x28     ; dd: ESMRAMC TSEG_SZ bits to program
 VAR_KEY_SUPPORTED   equ VARS + 0x30     ; dd: fw_cfg selectors of the three files
 VAR_KEY_REQUESTED   equ VARS + 0x34
 VAR_KEY_FEATURES_OK equ VARS + 0x38
-VAR_MISMATCHES      equ VARS + 0x3C     ; dd: step 7 check failures
+VAR_MISMATCHES      equ VARS + 0x3C     ; dd: step 8 check failures
 ; relocation mailbox (step 3): written by the BSP, read and answered by the handler
 VAR_RELOC_NEW       equ VARS + 0x40     ; dd: the SMBASE the handler installs
 VAR_RELOC_RESUME    equ VARS + 0x44     ; dd: 0 = return where interrupted, else the new IP
@@ -172,23 +323,89 @@ VAR_RELOC_DONE      equ VARS + 0x48     ; dd: handler sets 1 just before RSM
 VAR_RELOC_APIC      equ VARS + 0x4C     ; dd: APIC ID the handler ran on
 VAR_RELOC_REV       equ VARS + 0x50     ; dd: revision ID it read
 VAR_RELOC_LEFT      equ VARS + 0x54     ; dd: an AP stores its APIC ID here after RSM
-VAR_ACKS            equ VARS + 0x60     ; dd: step 6 acknowledgements
+VAR_ACKS            equ VARS + 0x60     ; dd: step 8 acknowledgements
 VAR_STARTED         equ VARS + 0x80     ; 256 bits: APIC ID has taken a ticket
 DMA_DESC            equ VARS + 0xC0     ; FWCfgDmaAccess (16 bytes)
 FWCFG_ENTRY         equ VARS + 0x100    ; one 64-byte directory entry
-APIC_TABLE          equ 0xC000          ; dd[256]
+VAR_STRATEGY        equ VARS + 0x140    ; dd: STRATEGY_*
+VAR_HANDSHAKE       equ VARS + 0x144    ; dd: HANDSHAKE_*
+VAR_EVENTS          equ VARS + 0x148    ; dd: hot-plug events to serve
+VAR_BOOT_KEEP       equ VARS + 0x14C    ; dd: max-cpus boot-cpus, 0 = all stay
+VAR_ON_DONE         equ VARS + 0x150    ; dd: ON_DONE_*
+VAR_HAVE_STRATEGY   equ VARS + 0x154    ; dd: 1 = opt/smmsim/strategy was given
+VAR_CPUHP           equ VARS + 0x158    ; dd: 1 = the modern CPU hot-plug block answered
+VAR_POSSIBLE        equ VARS + 0x15C    ; dd: possible CPUs = hot-plug block selectors
+VAR_BOOT_COUNT      equ VARS + 0x160    ; dd: fw_cfg key 0x0005
+VAR_HANDLED         equ VARS + 0x164    ; dd: hot-plug events served so far
+VAR_HP_ACK          equ VARS + 0x168    ; dd: the monarch sets 1 when its reply is complete
+VAR_CON_LOCK        equ VARS + 0x16C    ; dd: console spinlock, bit 0
+VAR_ONLINE_FLAG     equ VARS + 0x170    ; dd: APIC ID stored by the AP online routine
+VAR_NINS            equ VARS + 0x174    ; dd: entries in INS_LIST
+VAR_NREM            equ VARS + 0x178    ; dd: entries in REM_LIST
+VAR_REQUESTED       equ VARS + 0x17C    ; dd: removals requested for the next SMI
+OPT_BUF             equ VARS + 0x200    ; OPT_FILE_MAX bytes: a configuration file's text
+PEN_VECTOR          equ 0x0A            ; post-SMM pen page (OVMF CpuHotplugSmm's "pen")
+PEN_ADDR            equ PEN_VECTOR << 12
+PEN_SEG             equ PEN_VECTOR << 8
+PEN_FLAG            equ PEN_ADDR + PAGE_SIZE - 1    ; the pen's last byte
+PEN_ARRIVED         equ 1
+ONLINE_VECTOR       equ 0x0B            ; the guest's AP online stub
+ONLINE_ADDR         equ ONLINE_VECTOR << 12
+ONLINE_STACK_TOP    equ ONLINE_ADDR + PAGE_SIZE     ; one AP is onlined at a time
+TABLES              equ 0xC000          ; 0xC000-0xCFFF, cleared at start
+APIC_TABLE          equ 0xC000          ; dd[256]: boot APIC IDs, arrival order, then sorted
+POSSIBLE_APIC       equ 0xC400          ; dd[256]: selector -> APIC ID (hot-plug block)
+POSSIBLE_PRESENT    equ 0xC800          ; db[256]: selector -> 1 if present at boot
+INS_LIST            equ 0xC900          ; db[256]: selectors with an insert event
+REM_LIST            equ 0xCA00          ; db[256]: selectors with a remove event
+SLOT_ONLINE         equ 0xCB00          ; db[256]: slot -> 1 if its CPU is online
+SLOT_APIC           equ 0xCC00          ; dd[256]: slot -> APIC ID or SLOT_FREE (guest's copy)
+TABLES_END          equ 0xD000
 RESULTS             equ 0xD000          ; (dd APIC ID, dd SMBASE)[256]
+; monarch reply (normal RAM; written from SMM, read after VAR_HP_ACK)
+REPLY               equ 0xE000
+REPLY_STATUS        equ REPLY + 0x00    ; dd: HP_*
+REPLY_COUNT         equ REPLY + 0x04    ; dd: CPUs relocated / controller entries written
+REPLY_NREMOVED      equ REPLY + 0x08    ; dd
+REPLY_ERR_APIC      equ REPLY + 0x0C    ; dd: the APIC ID an error is about
+REPLY_RELOC         equ REPLY + 0x10    ; (dd APIC ID, dd slot)[256]
+REPLY_REMOVED       equ REPLY + 0x810   ; dd[256]
 RELOC_HANDLER_ADDR  equ SMM_DEFAULT_SMBASE + SMM_ENTRY_OFFSET   ; 0x38000
+FIRST_SMI_HANDLER_ADDR equ RELOC_HANDLER_ADDR   ; takes over 0x38000 after step 3
+SMM_STACK_SEG       equ 0x4000          ; monarch stack: 0x40000-0x4FFFF (SMRAM after step 5)
+SMM_STACK_TOP       equ 0xFFF0
+
+; monarch reply status
+HP_OK               equ 0
+HP_ERR_NO_SLOT      equ 1               ; a hot-added CPU found no free slot
+HP_ERR_EJECT        equ 2               ; an ejected CPU still reads present
+HP_ERR_CTRL_TABLE   equ 3               ; the SMBASE controller did not take a value
+HP_ERR_CTRL_LOCK    equ 4               ; ... or did not lock
+EJECT_POLL_LIMIT    equ 100000          ; status reads before an eject counts as failed
 
 ; SMRAM layout, offsets from the TSEG base
 SMRAM_TABLE_OFF     equ 0x0000          ; (dd APIC ID, dd SMBASE)[256]
+SLOT_TABLE_OFF      equ 0x0800          ; dd[256]: APIC ID or SLOT_FREE
+G_STRATEGY          equ 0x0C00          ; dd: monarch settings, copied in step 4
+G_HANDSHAKE         equ 0x0C04
+G_POSSIBLE          equ 0x0C08          ; dd: controller entries / hot-plug selectors
+G_MAXCPUS           equ 0x0C0C          ; dd: slots
+G_CPUHP             equ 0x0C10          ; dd: 1 = the hot-plug block exists
 TILE_BUFFER_OFF     equ 0x8000          ; SMBASE(i) = TSEG base + TILE_BUFFER_OFF + i * 0x2000 - 0x8000
+SLOT_FREE           equ 0xFFFFFFFF
+ONLINE_NONE         equ 0xFFFFFFFF      ; VAR_ONLINE_FLAG value that matches no APIC ID
 
-%if APIC_TABLE + 4 * (MAX_CPUS + 1) > 0x10000
- %error "the APs index the APIC-ID table with 16-bit offsets"
+%if APIC_TABLE + 4 * SLOT_COUNT > POSSIBLE_APIC || SLOT_APIC + 4 * SLOT_COUNT > TABLES_END
+ %error "the RAM tables overlap"
 %endif
-%if SMRAM_TABLE_OFF + 8 * (MAX_CPUS + 1) > TILE_BUFFER_OFF
- %error "the SMRAM report table runs into the first tile"
+%if SMRAM_TABLE_OFF + 8 * SLOT_COUNT > SLOT_TABLE_OFF || SLOT_TABLE_OFF + 4 * SLOT_COUNT > G_STRATEGY
+ %error "the SMRAM tables overlap"
+%endif
+%if REPLY_REMOVED + 4 * SLOT_COUNT > REPLY + PAGE_SIZE || OPT_BUF + OPT_FILE_MAX > VARS + PAGE_SIZE
+ %error "the reply or the variables overflow their page"
+%endif
+%if ONLINE_STACK_TOP > 0x10000 || TABLES_END > 0x10000
+ %error "real-mode code addresses these with 16-bit offsets"
 %endif
 
 ; FAIL code, "text": print "boot: text" and exit with `code`.
@@ -197,8 +414,32 @@ TILE_BUFFER_OFF     equ 0x8000          ; SMBASE(i) = TSEG base + TILE_BUFFER_OF
         EXIT    %1
 %endmacro
 
+; CONSOLE_LOCK / CONSOLE_UNLOCK: the console spinlock (bit 0 of VAR_CON_LOCK, DS base 0), so
+; an AP's "online" line and the BSP's lines never interleave. Works in 16- and 32-bit code.
+%macro CONSOLE_LOCK 0
+%%try:
+        lock bts dword [VAR_CON_LOCK], 0
+        jnc     %%got
+        pause
+        jmp     %%try
+%%got:
+%endmacro
+
+%macro CONSOLE_UNLOCK 0
+        mov     dword [VAR_CON_LOCK], 0
+%endmacro
+
         MODE    16
 start:
+        ; Only the BSP boots (PLATFORM.md "Local APIC": IA32_APIC_BASE bit 8). Any other CPU
+        ; here - under QEMU TCG a CPU that took an SMI in wait-for-SIPI resumes at the reset
+        ; vector after RSM - parks at once and touches nothing.
+        mov     ecx, MSR_IA32_APIC_BASE
+        rdmsr
+        test    ah, APIC_BASE_BSP >> 8
+        jnz     .bsp
+        MP_AP_PARK
+.bsp:
         RM_INIT
         ENTER_PM32_ROM_GDT gdt, gdt_end, pm_entry
 
@@ -207,10 +448,17 @@ pm_entry:
         PM32_SEGMENTS
         xor     eax, eax
         mov     edi, VARS
-        mov     ecx, 0x1000 / 4
+        mov     ecx, PAGE_SIZE / 4
         rep stosd                       ; all variables start at 0
+        mov     edi, TABLES
+        mov     ecx, (TABLES_END - TABLES) / 4
+        rep stosd                       ; no CPU online, no events
+        mov     eax, SLOT_FREE
+        mov     edi, SLOT_APIC
+        mov     ecx, SLOT_COUNT
+        rep stosd                       ; every slot free
 
-; === Step 0: fw_cfg present? CPU counts ======================================================
+; === Step 0: fw_cfg present? CPU counts, configuration, the hot-plug block =====================
         mov     ax, FW_CFG_SIGNATURE
         call    fw_select
         call    fw_read_le32
@@ -221,12 +469,12 @@ pm_entry:
         mov     ax, FW_CFG_NB_CPUS
         call    fw_select
         call    fw_read_le16
-        mov     [VAR_NCPUS], eax
+        mov     [VAR_BOOT_COUNT], eax
         mov     ax, FW_CFG_MAX_CPUS
         call    fw_select
         call    fw_read_le16
         mov     [VAR_MAXCPUS], eax
-        mov     ecx, [VAR_NCPUS]
+        mov     ecx, [VAR_BOOT_COUNT]
         test    ecx, ecx
         jz      .bad_count
         cmp     ecx, eax                ; N <= maxcpus <= MAX_CPUS
@@ -243,6 +491,9 @@ pm_entry:
         NEWLINE
         EXIT    2
 .count_ok:
+        call    read_config
+        call    cpuhp_probe
+        call    check_config
 
 ; === Step 1: SMI feature negotiation =========================================================
         mov     esi, ROMA(name_supported)
@@ -321,6 +572,22 @@ pm_entry:
         je      .features_ok
         FAIL    3, "etc/smi/features-ok reads 0: request refused"
 .features_ok:
+        ; What the configuration needs from the negotiation (QEMU refuses a CPU device_add /
+        ; device_del under SMM unless these were negotiated).
+        cmp     dword [VAR_STRATEGY], STRATEGY_SMBASE_SMRAM
+        jne     .plug_feature_ok
+        cmp     dword [VAR_EVENTS], 0
+        je      .plug_feature_ok
+        test    dword [VAR_FEATURES], SMI_F_CPU_HOTPLUG
+        jnz     .plug_feature_ok
+        FAIL    10, "CPU hot-plug with SMI was not negotiated"
+.plug_feature_ok:
+        call    boot_ejects
+        jz      .unplug_feature_ok
+        test    dword [VAR_FEATURES], SMI_F_CPU_HOTUNPLUG
+        jnz     .unplug_feature_ok
+        FAIL    11, "CPU hot-unplug with SMI was not negotiated"
+.unplug_feature_ok:
 
 ; === Step 2: TSEG geometry, default-SMBASE window query, PM block ============================
         ; Low RAM: fw_cfg RAM size, with q35's split around the 32-bit PCI hole.
@@ -421,6 +688,7 @@ pm_entry:
         mov     eax, [VAR_MAXCPUS]
         call    dec32_32
         NEWLINE
+        call    print_strategy_line
 
 ; === Step 3a: start the APs, learn the APIC IDs, assign slots ================================
         MP_COPY_TRAMPOLINE
@@ -437,37 +705,37 @@ pm_entry:
 .aps_arrived:
         ; Insertion sort: slot order = ascending APIC ID, independent of arrival order.
         MP_SORT_APIC_TABLE
-        xor     ecx, ecx                ; find the BSP's slot
-        mov     eax, [VAR_BSP_APIC]
-.find_bsp:
-        cmp     [APIC_TABLE + ecx * 4], eax
-        je      .found_bsp
-        inc     ecx
-        jmp     .find_bsp               ; it is there: the BSP stored it itself
-.found_bsp:
-        mov     [VAR_BSP_SLOT], ecx
+        call    check_boot_apic_ids
+        call    assign_boot_slots
 
 ; === Step 4: fill TSEG while it is open, then close it (T_EN) ================================
         mov     ebx, [VAR_TSEG_BASE]
         lea     edi, [ebx + SMRAM_TABLE_OFF]
-        mov     ecx, 2 * (MAX_CPUS + 1)
+        mov     ecx, 2 * SLOT_COUNT
         mov     eax, 0xFFFFFFFF         ; "no report" until a stub writes its slot
         rep stosd
+        mov     esi, SLOT_APIC          ; the slot table, as assigned
+        lea     edi, [ebx + SLOT_TABLE_OFF]
+        mov     ecx, SLOT_COUNT
+        rep movsd
+        mov     eax, [VAR_STRATEGY]     ; the monarch's settings
+        mov     [ebx + G_STRATEGY], eax
+        mov     eax, [VAR_HANDSHAKE]
+        mov     [ebx + G_HANDSHAKE], eax
+        mov     eax, [VAR_POSSIBLE]
+        mov     [ebx + G_POSSIBLE], eax
+        mov     eax, [VAR_MAXCPUS]
+        mov     [ebx + G_MAXCPUS], eax
+        mov     eax, [VAR_CPUHP]
+        mov     [ebx + G_CPUHP], eax
         xor     edx, edx                ; slot
 .install_stub:
-        mov     edi, edx
-        shl     edi, 13                 ; * SMM_TILE_SIZE
-        lea     edi, [edi + ebx + TILE_BUFFER_OFF]     ; = SMBASE(slot) + 0x8000
-        push    edi
-        mov     esi, ROMA(smi_stub)
-        mov     ecx, smi_stub_end - smi_stub
-        rep movsb
-        pop     edi
-        mov     [edi + (smi_stub.slot - smi_stub)], edx
-        lea     eax, [ebx + SMRAM_TABLE_OFF]
-        mov     [edi + (smi_stub.table - smi_stub)], eax
+        cmp     dword [SLOT_APIC + edx * 4], SLOT_FREE
+        je      .no_stub
+        call    install_stub
+.no_stub:
         inc     edx
-        cmp     edx, [VAR_NCPUS]
+        cmp     edx, [VAR_MAXCPUS]
         jb      .install_stub
         ; Close TSEG: from now on only SMM sees it.
         mov     eax, MCH_REG(MCH_ESMRAMC)
@@ -477,24 +745,45 @@ pm_entry:
         mov     eax, MCH_REG(MCH_ESMRAMC)
         call    pci_write8
 
-; === Step 3b: relocate every CPU's SMBASE, APs in slot order, the BSP last ===================
+; === Step 3b: relocate every present CPU's SMBASE, APs in slot order, the BSP last ===========
         mov     esi, ROMA(reloc_handler)
         mov     edi, RELOC_HANDLER_ADDR
         mov     ecx, reloc_handler_end - reloc_handler
         rep movsb
         xor     edx, edx
 .next_ap:
+        cmp     byte [SLOT_ONLINE + edx], 0
+        je      .skip_slot
         cmp     edx, [VAR_BSP_SLOT]
-        je      .skip_bsp
+        je      .skip_slot
         call    relocate_slot
-.skip_bsp:
+.skip_slot:
         inc     edx
-        cmp     edx, [VAR_NCPUS]
+        cmp     edx, [VAR_MAXCPUS]
         jb      .next_ap
         mov     edx, [VAR_BSP_SLOT]
         call    relocate_slot
 
-; === Step 5: close and lock SMRAM ============================================================
+; === Step 4b: hot-add machinery in the default-SMBASE window, pen and online stub ============
+        mov     esi, ROMA(first_smi_handler)
+        mov     edi, FIRST_SMI_HANDLER_ADDR
+        mov     ecx, first_smi_handler_end - first_smi_handler
+        rep movsb
+        mov     dword [MBOX_GATE_LO], MBOX_GATE_CLOSED
+        mov     dword [MBOX_GATE_HI], MBOX_GATE_CLOSED
+        mov     dword [MBOX_NEW_SMBASE], 0
+        mov     word [MBOX_RESUME_SEG], 0
+        mov     byte [MBOX_ABOUT_TO_LEAVE], 0
+        mov     esi, ROMA(pen)
+        mov     edi, PEN_ADDR
+        mov     ecx, pen_end - pen
+        rep movsb
+        mov     esi, ROMA(ap_online_stub)
+        mov     edi, ONLINE_ADDR
+        mov     ecx, ap_online_stub_end - ap_online_stub
+        rep movsb
+
+; === Step 5: close and lock SMRAM, enable SMIs ===============================================
         mov     eax, MCH_REG(MCH_SMRAM)
         call    pci_read8
         or      al, MCH_SMRAM_D_LCK
@@ -525,8 +814,6 @@ pm_entry:
 .not_locked:
         FAIL    7, "SMRAM registers did not lock"
 .locked:
-
-; === Step 6: one broadcast SMI; every CPU reports from its own SMBASE ========================
         mov     dx, PMBASE_VALUE + PM_SMI_EN
         in      eax, dx
         or      eax, PM_SMI_EN_GBL_SMI_EN | PM_SMI_EN_APMC_EN
@@ -543,22 +830,79 @@ pm_entry:
         je      .smi_enabled
         FAIL    4, "SMI_EN did not take GBL_SMI_EN | APMC_EN"
 .smi_enabled:
+
+; === Step 6: strategy work right after boot ==================================================
+        call    program_smbase_controller
+        call    boot_ejects
+        jz      .no_boot_ejects
+        mov     dword [VAR_REQUESTED], 0
+        mov     edx, [VAR_BOOT_KEEP]    ; slots >= boot-cpus go (slot order = APIC order)
+.boot_eject:
+        cmp     edx, [VAR_BSP_SLOT]
+        je      .boot_eject_next        ; never the BSP
+        mov     eax, [SLOT_APIC + edx * 4]
+        call    selector_of_apic        ; -> EBX
+        call    request_removal
+.boot_eject_next:
+        inc     edx
+        cmp     edx, [VAR_NCPUS]
+        jb      .boot_eject
+        call    finish_removals
+.no_boot_ejects:
+
+; === Step 7: hot-plug events =================================================================
+        cmp     dword [VAR_EVENTS], 0
+        je      .events_done
+        PRINTLN "ready for hot-plug"
+.wait_event:
+        mov     eax, [VAR_HANDLED]
+        cmp     eax, [VAR_EVENTS]
+        jae     .events_done
+        mov     dx, PMBASE_VALUE + PM_GPE0_STS
+.poll_gpe:
+        in      al, dx
+        test    al, PM_GPE0_STS_CPU_HOTPLUG
+        jnz     .gpe
+        pause
+        jmp     .poll_gpe
+.gpe:
+        ; Clear the status first: an event that arrives during the scans sets it again.
+        mov     al, PM_GPE0_STS_CPU_HOTPLUG
+        out     dx, al
+.round:
+        call    scan_events
+        mov     eax, [VAR_NINS]
+        or      eax, [VAR_NREM]
+        jz      .wait_event
+        call    handle_inserts
+        call    handle_removals
+        jmp     .round
+.events_done:
+
+; === Step 8: one broadcast SMI; every online CPU reports from its own SMBASE =================
+        xor     ecx, ecx                ; ECX = online CPUs = acknowledgements to wait for
+        xor     edx, edx
+.count_online:
+        movzx   eax, byte [SLOT_ONLINE + edx]
+        add     ecx, eax
+        inc     edx
+        cmp     edx, SLOT_COUNT
+        jb      .count_online
         mov     dword [VAR_ACKS], 0
         mov     al, APM_CMD_REPORT
         out     APM_CNT, al
-        mov     ecx, [VAR_NCPUS]
 .wait_acks:
         cmp     [VAR_ACKS], ecx
-        je      .all_acked
+        jae     .all_acked
         pause
         jmp     .wait_acks
 .all_acked:
-
-; === Step 7: check and print =================================================================
         xor     esi, esi                ; slot
 .print_slot:
+        cmp     byte [SLOT_ONLINE + esi], 0
+        je      .next_slot
         mov     eax, [RESULTS + esi * 8]
-        cmp     eax, [APIC_TABLE + esi * 4]
+        cmp     eax, [SLOT_APIC + esi * 4]
         je      .apic_matches
         inc     dword [VAR_MISMATCHES]
 .apic_matches:
@@ -573,16 +917,462 @@ pm_entry:
         PRINT   " smbase "
         PHEX32  [RESULTS + esi * 8 + 4]
         NEWLINE
+.next_slot:
         inc     esi
-        cmp     esi, [VAR_NCPUS]
+        cmp     esi, [VAR_MAXCPUS]
         jb      .print_slot
         cmp     dword [VAR_MISMATCHES], 0
         je      .all_good
         FAIL    6, "reported APIC IDs / SMBASEs differ from the relocation plan"
 .all_good:
+
+; === Step 9: on-done =========================================================================
+        cmp     dword [VAR_ON_DONE], ON_DONE_HALT
+        jne     .exit
+        MP_AP_PARK                      ; the platform may reset the machine later
+.exit:
         EXIT    0
 
 ; --- BSP subroutines (32-bit) ---------------------------------------------------------------
+
+; read_config: reads the optional opt/smmsim/* files into VAR_STRATEGY, VAR_HANDSHAKE,
+; VAR_EVENTS, VAR_BOOT_KEEP, VAR_ON_DONE (all 0 = default, from the initial clear) and sets
+; VAR_HAVE_STRATEGY when the strategy file exists. A bad value ends the run (error 8).
+; Clobbers EAX ECX EDI ESI.
+read_config:
+        mov     esi, ROMA(name_opt_strategy)
+        call    read_opt_file
+        jc      .no_strategy
+        mov     dword [VAR_HAVE_STRATEGY], 1
+        mov     edi, ROMA(strategy_names)
+        call    lookup_opt_word
+        mov     [VAR_STRATEGY], eax
+.no_strategy:
+        mov     esi, ROMA(name_opt_handshake)
+        call    read_opt_file
+        jc      .no_handshake
+        mov     edi, ROMA(handshake_names)
+        call    lookup_opt_word
+        mov     [VAR_HANDSHAKE], eax
+.no_handshake:
+        mov     esi, ROMA(name_opt_events)
+        call    read_opt_file
+        jc      .no_events
+        call    parse_decimal
+        mov     [VAR_EVENTS], eax
+.no_events:
+        mov     esi, ROMA(name_opt_boot_cpus)
+        call    read_opt_file
+        jc      .no_boot_cpus
+        call    parse_decimal
+        test    eax, eax
+        jz      bad_opt_value           ; "0 CPUs stay" cannot be: the BSP stays
+        mov     [VAR_BOOT_KEEP], eax
+.no_boot_cpus:
+        mov     esi, ROMA(name_opt_on_done)
+        call    read_opt_file
+        jc      .no_on_done
+        mov     edi, ROMA(on_done_names)
+        call    lookup_opt_word
+        mov     [VAR_ON_DONE], eax
+.no_on_done:
+        ret
+
+; read_opt_file: ESI = NUL-terminated file name. Absent: CF = 1. Present: its bytes (at most
+; OPT_FILE_MAX - 1, else error 8) go to OPT_BUF without trailing blanks, CR or LF (anything
+; up to ' '), NUL-terminated; CF = 0, ECX = length kept. Preserves ESI; clobbers EAX ECX.
+read_opt_file:
+        push    ebx
+        push    edi
+        call    fw_find_file            ; EAX = selector, ECX = size
+        jc      .out
+        cmp     ecx, OPT_FILE_MAX - 1
+        ja      bad_opt_value
+        call    fw_select
+        mov     edi, OPT_BUF
+        mov     ebx, ecx
+        jecxz   .read
+.byte:
+        call    fw_read8
+        stosb
+        loop    .byte
+.read:
+        mov     ecx, ebx
+.strip:
+        jecxz   .terminate
+        cmp     byte [OPT_BUF + ecx - 1], ' '
+        ja      .terminate
+        dec     ecx
+        jmp     .strip
+.terminate:
+        mov     byte [OPT_BUF + ecx], 0
+        clc
+.out:
+        pop     edi
+        pop     ebx
+        ret
+
+; lookup_opt_word: EDI = table of name addresses ending in 0, ESI = the file's name (for the
+; error line). Out: EAX = index of the name equal to OPT_BUF; none: error 8.
+lookup_opt_word:
+        push    ebx
+        push    ecx
+        push    edx
+        xor     eax, eax                ; index
+.entry:
+        mov     ebx, [edi + eax * 4]
+        test    ebx, ebx
+        jz      bad_opt_value
+        xor     edx, edx
+.compare:
+        mov     cl, [ebx + edx]
+        cmp     cl, [OPT_BUF + edx]
+        jne     .next
+        inc     edx
+        test    cl, cl
+        jnz     .compare
+        pop     edx
+        pop     ecx
+        pop     ebx
+        ret
+.next:
+        inc     eax
+        jmp     .entry
+
+; parse_decimal: OPT_BUF = 1 to DECIMAL_MAX_DIGITS decimal digits -> EAX; anything else:
+; error 8 naming the file ESI.
+parse_decimal:
+        push    ecx
+        push    edx
+        xor     eax, eax
+        xor     ecx, ecx
+.digit:
+        movzx   edx, byte [OPT_BUF + ecx]
+        test    edx, edx
+        jz      .end
+        sub     edx, '0'
+        cmp     edx, 9
+        ja      bad_opt_value
+        imul    eax, eax, 10
+        add     eax, edx
+        inc     ecx
+        cmp     ecx, DECIMAL_MAX_DIGITS
+        ja      bad_opt_value
+        jmp     .digit
+.end:
+        jecxz   bad_opt_value           ; an empty file is not a number
+        pop     edx
+        pop     ecx
+        ret
+
+; bad_opt_value: ESI = the file's name. Prints "boot: bad value in NAME", exits with 8.
+bad_opt_value:
+        PRINT   "boot: bad value in "
+        call    puts_32
+        NEWLINE
+        EXIT    8
+
+; cpuhp_probe: counts the CPUs through the ACPI CPU hot-plug block (see the header, step 0).
+; Out: VAR_CPUHP, VAR_POSSIBLE, VAR_NCPUS, POSSIBLE_APIC, POSSIBLE_PRESENT. Without the modern
+; block: VAR_NCPUS = fw_cfg key 0x0005, VAR_POSSIBLE = maxcpus. Leaves CPU 0 selected.
+; Clobbers EAX EBX ECX EDX ESI EDI.
+cpuhp_probe:
+        mov     eax, [VAR_BOOT_COUNT]
+        mov     [VAR_NCPUS], eax
+        mov     eax, [VAR_MAXCPUS]
+        mov     [VAR_POSSIBLE], eax
+        ; Detection (acpi_cpu_hotplug.rst): selector 0 twice, command 0, read command data 2.
+        mov     dx, CPUHP_SELECTOR
+        xor     eax, eax
+        out     dx, eax                 ; QEMU: legacy -> modern; modern: selects CPU 0
+        out     dx, eax                 ; a valid selector for what follows
+        mov     dx, CPUHP_COMMAND
+        mov     al, CPUHP_CMD_NEXT_EVENT
+        out     dx, al
+        mov     dx, CPUHP_CMD_DATA2
+        in      eax, dx
+        test    eax, eax
+        jnz     .done                   ; all ones: no block; legacy bitmap: bit 0 set
+        mov     dword [VAR_CPUHP], 1
+        ; Pass 1: command 0 stays in force, so command data reads the selector while it names
+        ; a possible CPU and 0 past the last one. Command 0 may have moved the selector to a
+        ; CPU with an event: start again at 0.
+        mov     dx, CPUHP_SELECTOR
+        xor     eax, eax
+        out     dx, eax
+        xor     ebx, ebx                ; EBX = selector
+        xor     ecx, ecx                ; ECX = present CPUs
+.count:
+        mov     dx, CPUHP_STATUS
+        in      al, dx
+        test    al, CPUHP_ST_ENABLED
+        jz      .absent
+        inc     ecx
+        mov     byte [POSSIBLE_PRESENT + ebx], 1
+.absent:
+        inc     ebx
+        cmp     ebx, MAX_CPUS
+        ja      .bad_count
+        mov     eax, ebx
+        mov     dx, CPUHP_SELECTOR
+        out     dx, eax
+        mov     dx, CPUHP_CMD_DATA
+        in      eax, dx
+        cmp     eax, ebx
+        je      .count
+        mov     [VAR_POSSIBLE], ebx
+        mov     [VAR_NCPUS], ecx
+        jecxz   .bad_count
+        ; Pass 2: APIC IDs (command 3); stale insert events of present CPUs are cleared.
+        xor     ebx, ebx
+.ids:
+        call    cpuhp_select_32
+        mov     esi, eax                ; ESI = status
+        call    cpuhp_apic_id_32
+        mov     edi, eax                ; EDI = APIC ID bits 31:0
+        mov     dx, CPUHP_CMD_DATA2
+        in      eax, dx                 ; bits 63:32
+        test    eax, eax
+        jnz     .bad_apic
+        cmp     edi, MAX_CPUS
+        jae     .bad_apic
+        mov     [POSSIBLE_APIC + ebx * 4], edi
+        and     esi, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        cmp     esi, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        jne     .no_stale_event
+        mov     al, CPUHP_CTL_CLEAR_INSERT
+        call    cpuhp_control_32
+.no_stale_event:
+        inc     ebx
+        cmp     ebx, [VAR_POSSIBLE]
+        jb      .ids
+        xor     ebx, ebx
+        call    cpuhp_select_32
+.done:
+        ret
+.bad_count:
+        FAIL    2, "CPU hot-plug block: no present CPU, or more than 255 possible"
+.bad_apic:
+        PRINT   "boot: CPU hot-plug block: APIC ID of selector "
+        PHEX32  ebx
+        PRINTLN " is not below 255"
+        EXIT    2
+
+; check_config: the combinations the configuration and the machine must satisfy (errors 2,
+; 8, 10, 11 with a line naming the rule). Clobbers EAX.
+check_config:
+        mov     eax, [VAR_NCPUS]
+        cmp     eax, [VAR_MAXCPUS]
+        jbe     .fits
+        FAIL    2, "more present CPUs than maxcpus"
+.fits:
+        cmp     dword [VAR_EVENTS], 0
+        je      .events_ok
+        cmp     dword [VAR_CPUHP], 0
+        jne     .events_ok
+        FAIL    10, "hot-plug events need the ACPI CPU hot-plug block"
+.events_ok:
+        cmp     dword [VAR_BOOT_KEEP], 0
+        je      .keep_ok
+        cmp     dword [VAR_STRATEGY], STRATEGY_MAX_CPUS
+        je      .keep_range
+        FAIL    8, "opt/smmsim/boot-cpus needs strategy max-cpus"
+.keep_range:
+        mov     eax, [VAR_BOOT_KEEP]
+        cmp     eax, [VAR_NCPUS]
+        jbe     .keep_ok
+        FAIL    8, "opt/smmsim/boot-cpus is more than the present CPUs"
+.keep_ok:
+        cmp     dword [VAR_STRATEGY], STRATEGY_MAX_CPUS
+        jne     .done
+        mov     eax, [VAR_NCPUS]
+        cmp     eax, [VAR_POSSIBLE]
+        je      .all_present
+        FAIL    8, "max-cpus needs every possible CPU present at boot"
+.all_present:
+        call    boot_ejects
+        jz      .done
+        cmp     dword [VAR_CPUHP], 0
+        jne     .done
+        FAIL    11, "ejecting CPUs needs the ACPI CPU hot-plug block"
+.done:
+        ret
+
+; boot_ejects: ZF = 0 if max-cpus ejects CPUs right after boot (boot-cpus < present CPUs),
+; ZF = 1 if not. Preserves all registers.
+boot_ejects:
+        push    eax
+        cmp     dword [VAR_STRATEGY], STRATEGY_MAX_CPUS
+        jne     .none
+        mov     eax, [VAR_BOOT_KEEP]
+        test    eax, eax
+        jz      .none
+        cmp     eax, [VAR_NCPUS]
+        jae     .none
+        pop     eax                     ; POP keeps the flags: ZF = 0 from the CMP
+        ret
+.none:
+        xor     eax, eax                ; ZF = 1
+        pop     eax
+        ret
+
+; print_strategy_line: the second output line, only when opt/smmsim/strategy was given.
+; Preserves all registers but ESI and EAX.
+print_strategy_line:
+        cmp     dword [VAR_HAVE_STRATEGY], 0
+        je      .out
+        PRINT   "strategy "
+        mov     eax, [VAR_STRATEGY]
+        mov     esi, [ROMA(strategy_names) + eax * 4]
+        call    puts_32
+        PRINT   " handshake "
+        mov     eax, [VAR_HANDSHAKE]
+        mov     esi, [ROMA(handshake_names) + eax * 4]
+        call    puts_32
+        PRINT   " events "
+        mov     eax, [VAR_EVENTS]
+        call    dec32_32
+        cmp     dword [VAR_STRATEGY], STRATEGY_MAX_CPUS
+        jne     .no_keep
+        PRINT   " boot-cpus "
+        mov     eax, [VAR_BOOT_KEEP]
+        test    eax, eax
+        jnz     .keep
+        mov     eax, [VAR_NCPUS]
+.keep:
+        call    dec32_32
+.no_keep:
+        cmp     dword [VAR_ON_DONE], ON_DONE_HALT
+        jne     .newline
+        PRINT   " on-done halt"
+.newline:
+        NEWLINE
+.out:
+        ret
+
+; check_boot_apic_ids: with the hot-plug block, every APIC ID that answered the boot
+; INIT-SIPI-SIPI must belong to a CPU the block lists as present (else error 2).
+; Clobbers EAX EBX ECX.
+check_boot_apic_ids:
+        cmp     dword [VAR_CPUHP], 0
+        je      .done
+        xor     ecx, ecx
+.next:
+        mov     eax, [APIC_TABLE + ecx * 4]
+        call    selector_of_apic
+        jc      .bad
+        cmp     byte [POSSIBLE_PRESENT + ebx], 0
+        je      .bad
+        inc     ecx
+        cmp     ecx, [VAR_NCPUS]
+        jb      .next
+.done:
+        ret
+.bad:
+        PRINT   "boot: APIC ID "
+        PHEX32  eax
+        PRINTLN " started but the CPU hot-plug block does not list it as present"
+        EXIT    2
+
+; assign_boot_slots: fills SLOT_APIC / SLOT_ONLINE for the boot CPUs (APIC_TABLE, sorted) and
+; sets VAR_BSP_SLOT. smbase-smram, max-cpus: slot i = i-th APIC ID. controller, formula:
+; slot a = APIC ID a for every a < maxcpus (a present CPU's APIC ID must be below maxcpus,
+; else error 2). Clobbers EAX ECX EDX.
+assign_boot_slots:
+        cmp     dword [VAR_STRATEGY], STRATEGY_CONTROLLER
+        je      .by_apic
+        cmp     dword [VAR_STRATEGY], STRATEGY_FORMULA
+        je      .by_apic
+        xor     ecx, ecx
+.by_index:
+        mov     eax, [APIC_TABLE + ecx * 4]
+        mov     [SLOT_APIC + ecx * 4], eax
+        mov     byte [SLOT_ONLINE + ecx], 1
+        inc     ecx
+        cmp     ecx, [VAR_NCPUS]
+        jb      .by_index
+        jmp     .bsp
+.by_apic:
+        xor     ecx, ecx
+.every:
+        mov     [SLOT_APIC + ecx * 4], ecx
+        inc     ecx
+        cmp     ecx, [VAR_MAXCPUS]
+        jb      .every
+        xor     ecx, ecx
+.present:
+        mov     eax, [APIC_TABLE + ecx * 4]
+        cmp     eax, [VAR_MAXCPUS]
+        jae     .bad_apic
+        mov     byte [SLOT_ONLINE + eax], 1
+        inc     ecx
+        cmp     ecx, [VAR_NCPUS]
+        jb      .present
+.bsp:
+        mov     eax, [VAR_BSP_APIC]
+        call    slot_of_apic            ; it is there: the BSP stored its own APIC ID
+        mov     [VAR_BSP_SLOT], edx
+        ret
+.bad_apic:
+        PRINT   "boot: APIC ID "
+        PHEX32  eax
+        PRINTLN " has no SMBASE slot below maxcpus"
+        EXIT    2
+
+; selector_of_apic: EAX = APIC ID -> EBX = its hot-plug selector, CF = 0; unknown: CF = 1.
+selector_of_apic:
+        xor     ebx, ebx
+.scan:
+        cmp     ebx, [VAR_POSSIBLE]
+        jae     .none
+        cmp     [POSSIBLE_APIC + ebx * 4], eax
+        je      .found
+        inc     ebx
+        jmp     .scan
+.found:
+        clc
+        ret
+.none:
+        stc
+        ret
+
+; slot_of_apic: EAX = APIC ID -> EDX = its slot in SLOT_APIC, CF = 0; none: CF = 1.
+slot_of_apic:
+        xor     edx, edx
+.scan:
+        cmp     edx, [VAR_MAXCPUS]
+        jae     .none
+        cmp     [SLOT_APIC + edx * 4], eax
+        je      .found
+        inc     edx
+        jmp     .scan
+.found:
+        clc
+        ret
+.none:
+        stc
+        ret
+
+; install_stub: EDX = slot. Copies smi_stub to SMBASE(slot) + 0x8000 in (open) TSEG and patches
+; in the slot and the TSEG base. Preserves all registers but EAX.
+install_stub:
+        push    ecx
+        push    esi
+        push    edi
+        mov     edi, edx
+        shl     edi, 13                 ; * SMM_TILE_SIZE
+        add     edi, [VAR_TSEG_BASE]
+        add     edi, TILE_BUFFER_OFF    ; = SMBASE(slot) + 0x8000
+        mov     esi, ROMA(smi_stub)
+        mov     ecx, smi_stub_end - smi_stub
+        rep movsb                       ; EDI ends at the copy's end
+        mov     [edi - (smi_stub_end - smi_stub_slot)], edx
+        mov     eax, [VAR_TSEG_BASE]
+        mov     [edi - (smi_stub_end - smi_stub_tseg)], eax
+        pop     edi
+        pop     esi
+        pop     ecx
+        ret
 
 ; smbase_of_slot: EAX = slot -> EAX = SMBASE(slot) = TSEG base + TILE_BUFFER_OFF + slot * 0x2000 - 0x8000.
 smbase_of_slot:
@@ -602,13 +1392,13 @@ relocate_slot:
         mov     dword [VAR_RELOC_APIC], 0xFFFFFFFF
         mov     dword [VAR_RELOC_REV], 0
         mov     dword [VAR_RELOC_LEFT], 0xFFFFFFFF
-        mov     ebx, [APIC_TABLE + edx * 4]     ; EBX = target APIC ID
+        mov     ebx, [SLOT_APIC + edx * 4]      ; EBX = target APIC ID
         cmp     edx, [VAR_BSP_SLOT]
         je      .self
         ; An AP: come back through ap_after_reloc, which reports after RSM.
         mov     dword [VAR_RELOC_RESUME], ap_after_reloc - ap_trampoline
         mov     eax, ebx
-        shl     eax, 24
+        shl     eax, APIC_ICR_DEST_SHIFT
         mov     [APIC_ICR_HIGH], eax
         mov     dword [APIC_ICR_LOW], ICR_SMI_PHYSICAL
         call    wait_icr_idle
@@ -650,6 +1440,310 @@ relocate_slot:
         NEWLINE
         EXIT    5
 
+; program_smbase_controller: controller / formula only. Has the monarch program and lock the
+; SMBASE controller from SMM (APM 0x05) and prints the result line; error 9 if it refused.
+; Clobbers EAX.
+program_smbase_controller:
+        cmp     dword [VAR_STRATEGY], STRATEGY_CONTROLLER
+        je      .program
+        cmp     dword [VAR_STRATEGY], STRATEGY_FORMULA
+        jne     .done
+.program:
+        mov     al, APM_CMD_SMBASE_CTRL
+        call    monarch_call
+        cmp     eax, HP_OK
+        je      .ok
+        cmp     eax, HP_ERR_CTRL_LOCK
+        je      .no_lock
+        PRINT   "boot: SMBASE controller did not take the SMBASE of APIC ID "
+        PHEX32  [REPLY_ERR_APIC]
+        NEWLINE
+        EXIT    9
+.no_lock:
+        FAIL    9, "SMBASE controller did not lock"
+.ok:
+        cmp     dword [VAR_STRATEGY], STRATEGY_FORMULA
+        je      .formula
+        PRINT   "smbase controller "
+        mov     eax, [REPLY_COUNT]
+        call    dec32_32
+        PRINTLN " entries locked"
+        ret
+.formula:
+        PRINT   "smbase formula base "
+        xor     eax, eax
+        call    smbase_of_slot          ; the formula's base = SMBASE of APIC ID 0
+        PHEX32  eax
+        PRINT   " stride "
+        PHEX32  SMM_TILE_SIZE
+        PRINTLN " locked"
+.done:
+        ret
+
+; monarch_call: AL = APM command. Writes it to port 0xB2 (a broadcast SMI; the BSP's stub
+; serves it) and waits for the monarch's acknowledgement (PLATFORM.md "When an SMI lands").
+; Out: EAX = REPLY_STATUS.
+monarch_call:
+        mov     dword [VAR_HP_ACK], 0
+        out     APM_CNT, al
+.wait:
+        cmp     dword [VAR_HP_ACK], 0
+        jne     .acked
+        pause
+        jmp     .wait
+.acked:
+        mov     eax, [REPLY_STATUS]
+        ret
+
+; hotplug_smi: APM 0x04 through monarch_call; a failed reply ends the run (errors 10, 11).
+; Every CPU the monarch relocated goes into SLOT_APIC. Clobbers EAX ECX EDX.
+hotplug_smi:
+        mov     al, APM_CMD_CPU_HOTPLUG
+        call    monarch_call
+        cmp     eax, HP_OK
+        jne     .failed
+        xor     ecx, ecx
+.merge:
+        cmp     ecx, [REPLY_COUNT]
+        jae     .done
+        mov     eax, [REPLY_RELOC + ecx * 8]        ; APIC ID
+        mov     edx, [REPLY_RELOC + ecx * 8 + 4]    ; its slot
+        mov     [SLOT_APIC + edx * 4], eax
+        inc     ecx
+        jmp     .merge
+.done:
+        ret
+.failed:
+        cmp     eax, HP_ERR_EJECT
+        je      .eject
+        PRINT   "boot: no free SMBASE slot for hot-added APIC ID "
+        PHEX32  [REPLY_ERR_APIC]
+        NEWLINE
+        EXIT    10
+.eject:
+        PRINT   "boot: eject of APIC ID "
+        PHEX32  [REPLY_ERR_APIC]
+        PRINTLN " did not take"
+        EXIT    11
+
+; request_removal: EBX = selector of a present CPU other than CPU 0. Hands its eject to
+; firmware (control bit 4, written once: QEMU toggles the flag) and counts it in
+; VAR_REQUESTED. Clobbers EAX.
+request_removal:
+        call    cpuhp_select_32
+        mov     al, CPUHP_CTL_FW_REMOVE
+        call    cpuhp_control_32
+        inc     dword [VAR_REQUESTED]
+        ret
+
+; finish_removals: if removals were requested, has the monarch eject them (APM 0x04), prints
+; "cpu X removed" for each CPU it lists and takes it offline (smbase-smram: frees its slot).
+; Error 11 unless exactly the requested CPUs went. Clobbers EAX ECX EDX.
+finish_removals:
+        cmp     dword [VAR_REQUESTED], 0
+        je      .done
+        call    hotplug_smi
+        mov     ecx, [REPLY_NREMOVED]
+        cmp     ecx, [VAR_REQUESTED]
+        je      .counts_match
+        FAIL    11, "the monarch ejected a different number of CPUs than requested"
+.counts_match:
+        xor     ecx, ecx
+.next:
+        cmp     ecx, [REPLY_NREMOVED]
+        jae     .done
+        mov     eax, [REPLY_REMOVED + ecx * 4]
+        CONSOLE_LOCK
+        PRINT   "cpu "
+        PHEX32  eax
+        PRINTLN " removed"
+        CONSOLE_UNLOCK
+        call    slot_of_apic
+        jc      .forgotten
+        mov     byte [SLOT_ONLINE + edx], 0
+        cmp     dword [VAR_STRATEGY], STRATEGY_SMBASE_SMRAM
+        jne     .forgotten              ; the other strategies keep the slot's SMBASE
+        mov     dword [SLOT_APIC + edx * 4], SLOT_FREE
+.forgotten:
+        inc     ecx
+        jmp     .next
+.done:
+        mov     dword [VAR_REQUESTED], 0
+        ret
+
+; scan_events: the guest's scan of the hot-plug block with command 0 (QEMU's AML CSCN;
+; acpi_cpu_hotplug.rst "Get a cpu with pending event"): from selector 0 up, each CPU with an
+; insert event goes to INS_LIST, else with a remove event to REM_LIST (selectors, in
+; ascending order); a CPU with only firmware-remove set is skipped. Out: VAR_NINS, VAR_NREM.
+; Clobbers EAX EBX ECX EDX.
+scan_events:
+        xor     eax, eax
+        mov     [VAR_NINS], eax
+        mov     [VAR_NREM], eax
+        xor     ebx, ebx                ; EBX = where the search starts
+.search:
+        cmp     ebx, [VAR_POSSIBLE]
+        jae     .done
+        mov     eax, ebx
+        mov     dx, CPUHP_SELECTOR
+        out     dx, eax
+        mov     al, CPUHP_CMD_NEXT_EVENT
+        mov     dx, CPUHP_COMMAND
+        out     dx, al
+        mov     dx, CPUHP_STATUS
+        in      al, dx
+        movzx   ecx, al                 ; ECX = status of the CPU now selected
+        test    cl, CPUHP_ST_ANY_EVENT
+        jz      .done                   ; no CPU has an event: the selector did not move
+        mov     dx, CPUHP_CMD_DATA
+        in      eax, dx                 ; the selected CPU
+        cmp     eax, ebx
+        jb      .done                   ; the search wrapped: nothing at or above EBX
+        mov     ebx, eax
+        test    cl, CPUHP_ST_INSERT
+        jz      .not_insert
+        mov     eax, [VAR_NINS]
+        mov     [INS_LIST + eax], bl
+        inc     dword [VAR_NINS]
+        jmp     .advance
+.not_insert:
+        test    cl, CPUHP_ST_REMOVE
+        jz      .advance
+        mov     eax, [VAR_NREM]
+        mov     [REM_LIST + eax], bl
+        inc     dword [VAR_NREM]
+.advance:
+        inc     ebx
+        jmp     .search
+.done:
+        ret
+
+; handle_inserts: serves INS_LIST (see the header, step 7): smbase-smram first has the
+; monarch relocate (APM 0x04); then each CPU, in selector order, gets its "relocated" line
+; (smbase-smram), is onlined, and has its insert event cleared. Error 10 for an inserted CPU
+; without an SMBASE slot. Clobbers EAX EBX ECX EDX ESI EDI.
+handle_inserts:
+        cmp     dword [VAR_NINS], 0
+        je      .done
+        cmp     dword [VAR_STRATEGY], STRATEGY_SMBASE_SMRAM
+        jne     .no_smi                 ; controller, formula, max-cpus: SMBASE already set
+        call    hotplug_smi
+.no_smi:
+        xor     esi, esi                ; ESI = index into INS_LIST
+.next:
+        cmp     esi, [VAR_NINS]
+        jae     .done
+        movzx   ebx, byte [INS_LIST + esi]
+        call    cpuhp_select_32
+        call    cpuhp_apic_id_32
+        mov     edi, eax                ; EDI = APIC ID
+        call    slot_of_apic            ; -> EDX
+        jc      .no_slot
+        cmp     dword [VAR_STRATEGY], STRATEGY_SMBASE_SMRAM
+        jne     .online
+        CONSOLE_LOCK
+        PRINT   "cpu "
+        PHEX32  edi
+        PRINT   " relocated to "
+        mov     eax, edx
+        call    smbase_of_slot
+        PHEX32  eax
+        NEWLINE
+        CONSOLE_UNLOCK
+.online:
+        mov     eax, edi
+        call    online_cpu
+        mov     byte [SLOT_ONLINE + edx], 1
+        call    cpuhp_select_32         ; the SMI and the onlining may have moved the selector
+        mov     al, CPUHP_CTL_CLEAR_INSERT
+        call    cpuhp_control_32
+        inc     dword [VAR_HANDLED]
+        inc     esi
+        jmp     .next
+.done:
+        ret
+.no_slot:
+        PRINT   "boot: hot-added APIC ID "
+        PHEX32  edi
+        PRINTLN " has no SMBASE slot"
+        EXIT    10
+
+; handle_removals: serves REM_LIST (OVMF's unplug path, see the header): firmware-remove and
+; clear the remove event for each CPU, then have the monarch eject them; the BSP (selector 0)
+; is refused. Clobbers EAX EBX ECX EDX ESI EDI.
+handle_removals:
+        cmp     dword [VAR_NREM], 0
+        je      .done
+        mov     dword [VAR_REQUESTED], 0
+        xor     esi, esi                ; ESI = index into REM_LIST
+.next:
+        cmp     esi, [VAR_NREM]
+        jae     .finish
+        movzx   ebx, byte [REM_LIST + esi]
+        call    cpuhp_select_32
+        call    cpuhp_apic_id_32
+        mov     edi, eax                ; EDI = APIC ID
+        inc     dword [VAR_HANDLED]
+        test    ebx, ebx
+        jz      .refuse
+        cmp     edi, [VAR_BSP_APIC]
+        je      .refuse
+        call    request_removal
+        mov     al, CPUHP_CTL_CLEAR_REMOVE
+        call    cpuhp_control_32
+        jmp     .advance
+.refuse:
+        mov     al, CPUHP_CTL_CLEAR_REMOVE
+        call    cpuhp_control_32
+        CONSOLE_LOCK
+        PRINT   "cpu "
+        PHEX32  edi
+        PRINTLN " not removed: boot CPU"
+        CONSOLE_UNLOCK
+.advance:
+        inc     esi
+        jmp     .next
+.finish:
+        call    finish_removals
+.done:
+        ret
+
+; online_cpu: EAX = APIC ID. Directed INIT-SIPI-SIPI into the AP online stub (vector 0x0B),
+; then waits until the CPU has stored its APIC ID in VAR_ONLINE_FLAG (after its "online"
+; line). Preserves all registers.
+online_cpu:
+        push    eax
+        push    ecx
+        mov     ecx, eax
+        mov     dword [VAR_ONLINE_FLAG], ONLINE_NONE
+        mov     eax, ICR_INIT_PHYSICAL
+        call    send_ipi_dest
+        call    ipi_delay
+        mov     eax, ICR_SIPI_PHYSICAL | ONLINE_VECTOR
+        call    send_ipi_dest
+        call    ipi_delay
+        mov     eax, ICR_SIPI_PHYSICAL | ONLINE_VECTOR
+        call    send_ipi_dest
+.wait:
+        cmp     [VAR_ONLINE_FLAG], ecx
+        je      .up
+        pause
+        jmp     .wait
+.up:
+        pop     ecx
+        pop     eax
+        ret
+
+; send_ipi_dest: EAX = ICR low (no shorthand), ECX = destination APIC ID. Preserves all
+; registers.
+send_ipi_dest:
+        push    ecx
+        shl     ecx, APIC_ICR_DEST_SHIFT
+        mov     [APIC_ICR_HIGH], ecx
+        mov     [APIC_ICR_LOW], eax
+        pop     ecx
+        jmp     wait_icr_idle
+
 ; send_ipi_shorthand: EAX = ICR low with a destination shorthand.
 send_ipi_shorthand:
         mov     dword [APIC_ICR_HIGH], 0
@@ -666,6 +1760,7 @@ wait_icr_idle:
 
         MP_IPI_DELAY_ROUTINE            ; ipi_delay
 
+        CPUHP_ROUTINES                  ; cpuhp_select_32, cpuhp_apic_id_32, cpuhp_control_32
 ; fw_cfg: select key AX (the data offset restarts at 0). Preserves all registers.
 fw_select:
         push    edx
@@ -863,6 +1958,27 @@ pci_write32:
 name_supported:     db "etc/smi/supported-features", 0
 name_requested:     db "etc/smi/requested-features", 0
 name_features_ok:   db "etc/smi/features-ok", 0
+name_opt_strategy:  db "opt/smmsim/strategy", 0
+name_opt_handshake: db "opt/smmsim/handshake", 0
+name_opt_events:    db "opt/smmsim/hotplug-events", 0
+name_opt_boot_cpus: db "opt/smmsim/boot-cpus", 0
+name_opt_on_done:   db "opt/smmsim/on-done", 0
+str_smbase_smram:   db "smbase-smram", 0
+str_controller:     db "controller", 0
+str_formula:        db "formula", 0
+str_max_cpus:       db "max-cpus", 0
+str_ovmf:           db "ovmf", 0
+str_redirect:       db "redirect", 0
+str_exit:           db "exit", 0
+str_halt:           db "halt", 0
+
+; Value names by index (STRATEGY_*, HANDSHAKE_*, ON_DONE_*), as linear addresses in the
+; image's high mapping (what the 32-bit code reads), each list ending in 0.
+        align   4
+strategy_names:     dd ROMBASE + str_smbase_smram, ROMBASE + str_controller
+                    dd ROMBASE + str_formula, ROMBASE + str_max_cpus, 0
+handshake_names:    dd ROMBASE + str_ovmf, ROMBASE + str_redirect, 0
+on_done_names:      dd ROMBASE + str_exit, ROMBASE + str_halt, 0
 
         align   8
 gdt:
@@ -928,27 +2044,164 @@ reloc_handler:
 .ip_done:
         movzx   ebx, bx
         add     ebx, edx
-        and     byte [ebx], 0xFE        ; auto-HALT restart off: resume at the new IP
+        and     byte [ebx], ~SS_AUTO_HALT_RESTART & 0xFF    ; resume at the new IP
 .ack:
         mov     dword [dword VAR_RELOC_DONE], 1
         rsm
 reloc_handler_end:
 
-; --- The per-CPU SMI entry stub, copied to SMBASE(i) + 0x8000 in TSEG -------------------------
-; Entered in SMM at CS base = SMBASE(i), IP = 0x8000. The slot number and the SMRAM table
-; address are patched into each copy (read through CS). Reports (APIC ID, SMBASE) into the
-; SMRAM table, copies the pair to the normal-RAM result mailbox, acknowledges, RSMs.
+
+; --- The guest's AP online routine (step 7) --------------------------------------------------
+; ap_online_stub is copied to ONLINE_ADDR; a directed INIT-SIPI-SIPI with vector ONLINE_VECTOR
+; starts the hot-added CPU there in real mode (CS = 0x0B00, IP 0), and the far jump continues
+; in the image's low alias (CS = 0xF000), where the 16-bit console routines are.
         MODE    16
+ap_online_stub:
+        jmp     ROMSEG:ap_online
+ap_online_stub_end:
+
+; ap_online: real mode, interrupts off. Prints "cpu X online" under the console spinlock,
+; stores the APIC ID in VAR_ONLINE_FLAG for the BSP and parks; an SMI wakes it and RSM
+; returns into the park loop. One CPU is onlined at a time, so the stack is shared.
+ap_online:
+        cli
+        cld
+        xor     ax, ax
+        mov     ds, ax
+        mov     es, ax
+        mov     ss, ax
+        mov     sp, ONLINE_STACK_TOP
+        MP_APIC_ID                      ; EBX = APIC ID
+        CONSOLE_LOCK
+        PRINT   "cpu "
+        PHEX32  ebx
+        PRINTLN " online"
+        CONSOLE_UNLOCK
+        mov     [VAR_ONLINE_FLAG], ebx  ; only after the line: the BSP may print next
+        MP_AP_PARK
+
+        CONSOLE_ROUTINES                ; the 16-bit console routines ap_online uses
+
+; --- The post-SMM pen, copied to PEN_ADDR (OVMF CpuHotplugSmm's pen) ----------------------
+; Real mode, CS = PEN_SEG, IP 0, run by a hot-added CPU right after the RSM that installed
+; its new SMBASE. Setting the page's last byte tells the monarch that the CPU has left SMM.
+pen:
+        mov     byte [cs:PAGE_SIZE - 1], PEN_ARRIVED
+        MP_AP_PARK
+pen_end:
+
+%if pen_end - pen >= PAGE_SIZE - 1
+ %error "the pen must end before its flag byte"
+%endif
+
+; --- The first SMI handler, copied to 0x38000 after boot relocation (OVMF CpuHotplugSmm) ----
+; Entered in SMM by a hot-added CPU at CS base = SMBASE = 0x30000, IP 0x8000 (several may be
+; here at once under QEMU TCG, which takes the 0xB2 broadcast SMI in wait-for-SIPI at once).
+; Spins until the mailbox gate holds its APIC ID, installs the mailbox's new SMBASE in its
+; save area (layout by revision ID, as reloc_handler does), redirects its return to
+; MBOX_RESUME_SEG:0 if that is set (`redirect` handshake; CS selector and base, RIP, auto-HALT
+; restart off), sets about-to-leave and RSMs, which loads the new SMBASE. No stack.
+        MODE    16
+first_smi_handler:
+        mov     eax, 1
+        cpuid
+        shr     ebx, 24                 ; EBX = APIC ID (CPUID.1:EBX[31:24])
+.gate:
+        cmp     dword [dword MBOX_GATE_HI], 0
+        jne     .closed
+        cmp     [dword MBOX_GATE_LO], ebx
+        je      .open
+.closed:
+        pause
+        jmp     .gate
+.open:
+        SMM_SAVE_MAP_FIELDS             ; EAX = revision; SI/DI/BX = field offsets; ZF = AMD64
+        setz    cl                      ; CL = 1: AMD64 map (8-byte RIP, 16-byte segment rows)
+        ; EDX = this handler's SMBASE. Not read from the save area's SMBASE field, as the
+        ; relocation handler may: new CPUs that took the broadcast SMI together share this
+        ; save area, and the CPU before this one has already rewritten that field.
+        mov     edx, SMM_DEFAULT_SMBASE
+        movzx   esi, si
+        mov     eax, [dword MBOX_NEW_SMBASE]
+        mov     [edx + esi], eax        ; RSM loads it (revision bit 17)
+        movzx   eax, word [dword MBOX_RESUME_SEG]
+        test    eax, eax
+        jz      .leave
+        movzx   edi, di
+        mov     dword [edx + edi], 0    ; RIP / EIP = 0
+        movzx   ebx, bx
+        and     byte [edx + ebx], ~SS_AUTO_HALT_RESTART & 0xFF
+        test    cl, cl
+        jz      .intel32
+        mov     dword [edx + edi + 4], 0                ; RIP bits 63:32
+        mov     [edx + SS64_CS_SELECTOR], ax
+        shl     eax, 4                                  ; real mode: base = selector * 16
+        mov     [edx + SS64_CS_BASE], eax
+        mov     dword [edx + SS64_CS_BASE + 4], 0
+        jmp     .leave
+.intel32:
+        mov     [edx + SS32_CS_SELECTOR], eax
+        shl     eax, 4
+        mov     [edx + SS32_CS_BASE], eax
+.leave:
+        mov     byte [dword MBOX_ABOUT_TO_LEAVE], 1
+        rsm
+first_smi_handler_end:
+
+%if first_smi_handler_end - first_smi_handler > SMM_TILE_SIZE
+ %error "the first SMI handler must stay clear of the save area at 0x3FE00"
+%endif
+
+; --- The per-CPU SMI entry stub, copied to SMBASE(i) + 0x8000 in TSEG -------------------------
+; Entered in SMM at CS base = SMBASE(i), IP 0x8000 (see smm.inc for the environment). The
+; slot number and the TSEG base are patched into each copy (read through CS, STUB()). Every
+; copy holds the whole stub: the monarch's routines run from the BSP's copy, addressed
+; relative to its CS. Dispatch on the APM command read back from port 0xB2:
+;   APM_CMD_REPORT       every CPU reports (APIC ID, SMBASE) and acknowledges;
+;   APM_CMD_CPU_HOTPLUG  the BSP runs monarch_hotplug, every other CPU RSMs at once;
+;   APM_CMD_SMBASE_CTRL  the BSP runs monarch_smbase_ctrl, every other CPU RSMs at once;
+;   anything else        RSM.
+; The monarch's stack is in the locked default-SMBASE window (SMRAM): SS = SMM_STACK_SEG.
+; With SS moved, EBP-based operands name DS explicitly.
+        MODE    16
+        align   16
+%define STUB(x) (SMM_ENTRY_OFFSET + (x) - smi_stub)
 smi_stub:
+        in      al, APM_CNT
+        cmp     al, APM_CMD_REPORT
+        je      stub_report
+        mov     bl, al                  ; BL = command (RDMSR clobbers EAX and EDX)
+        mov     ecx, MSR_IA32_APIC_BASE
+        rdmsr
+        test    ah, APIC_BASE_BSP >> 8
+        jz      stub_rsm                ; not the monarch
+        mov     ax, SMM_STACK_SEG
+        mov     ss, ax
+        mov     esp, SMM_STACK_TOP
+        mov     ebp, [cs:STUB(smi_stub_tseg)]   ; EBP = TSEG base, for the monarch routines
+        cmp     bl, APM_CMD_CPU_HOTPLUG
+        jne     .not_hotplug
+        call    monarch_hotplug
+        jmp     stub_rsm
+.not_hotplug:
+        cmp     bl, APM_CMD_SMBASE_CTRL
+        jne     stub_rsm
+        call    monarch_smbase_ctrl
+stub_rsm:
+        rsm
+
+; stub_report: reports (APIC ID, SMBASE) into the SMRAM table at this slot, copies the pair to
+; the normal-RAM result mailbox, acknowledges, RSMs. No stack.
+stub_report:
         mov     eax, 1
         cpuid
         shr     ebx, 24
         mov     ebp, ebx                ; EBP = APIC ID
         SMM_SAVE_MAP_FIELDS             ; SI = SMBASE field offset
         mov     ebx, [cs:si]            ; EBX = SMBASE this CPU entered with
-        mov     edi, [cs:SMM_ENTRY_OFFSET + (smi_stub.slot - smi_stub)]
-        mov     esi, [cs:SMM_ENTRY_OFFSET + (smi_stub.table - smi_stub)]
-        lea     esi, [esi + edi * 8]    ; this slot's SMRAM table entry
+        mov     edi, [cs:STUB(smi_stub_slot)]
+        mov     esi, [cs:STUB(smi_stub_tseg)]
+        lea     esi, [esi + SMRAM_TABLE_OFF + edi * 8]  ; this slot's SMRAM table entry
         mov     [esi], ebp
         mov     [esi + 4], ebx
         mov     eax, [esi]              ; the mailbox gets what SMRAM holds
@@ -957,9 +2210,320 @@ smi_stub:
         mov     [RESULTS + edi * 8 + 4], eax
         lock inc dword [dword VAR_ACKS]
         rsm
+
+; monarch_hotplug: APM 0x04 on the BSP (OVMF CpuHotplugSmm). EBP = TSEG base.
+; smbase-smram: every present CPU with an insert event and no slot is relocated, strictly one
+; at a time, into the first free slot (smm_relocate_new_cpu). Then, all strategies: every CPU
+; whose status shows firmware-remove is ejected (control bit 3) and must read absent within
+; EJECT_POLL_LIMIT status reads; smbase-smram frees its slot. The reply (REPLY_*) lists the
+; relocated and removed CPUs; VAR_HP_ACK = 1 ends it. Clobbers EAX EBX ECX EDX ESI.
+monarch_hotplug:
+        xor     eax, eax
+        mov     [dword REPLY_STATUS], eax
+        mov     [dword REPLY_COUNT], eax
+        mov     [dword REPLY_NREMOVED], eax
+        cmp     dword [ds:ebp + G_STRATEGY], STRATEGY_SMBASE_SMRAM
+        jne     .removals
+        xor     ebx, ebx                ; EBX = selector
+.add_scan:
+        cmp     ebx, [ds:ebp + G_POSSIBLE]
+        jae     .removals
+        call    cpuhp_select_16
+        and     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        cmp     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        jne     .add_next
+        call    cpuhp_apic_id_16
+        mov     esi, eax                ; ESI = APIC ID
+        call    smm_slot_of_apic
+        jnc     .add_next               ; it has a slot: relocated by an earlier SMI
+        call    smm_free_slot           ; ECX = slot
+        jc      .no_slot
+        mov     [ds:ebp + SLOT_TABLE_OFF + ecx * 4], esi
+        call    smm_install_stub
+        call    smm_relocate_new_cpu
+        mov     eax, [dword REPLY_COUNT]
+        mov     [dword REPLY_RELOC + eax * 8], esi
+        mov     [dword REPLY_RELOC + eax * 8 + 4], ecx
+        inc     dword [dword REPLY_COUNT]
+.add_next:
+        inc     ebx
+        jmp     .add_scan
+.no_slot:
+        mov     [dword REPLY_ERR_APIC], esi
+        mov     dword [dword REPLY_STATUS], HP_ERR_NO_SLOT
+        jmp     .ack
+.removals:
+        xor     ebx, ebx
+.rm_scan:
+        cmp     ebx, [ds:ebp + G_POSSIBLE]
+        jae     .ack
+        call    cpuhp_select_16
+        test    al, CPUHP_ST_FW_REMOVE
+        jz      .rm_next
+        call    cpuhp_apic_id_16
+        mov     esi, eax                ; ESI = APIC ID
+        mov     al, CPUHP_CTL_EJECT
+        call    cpuhp_control_16
+        mov     ecx, EJECT_POLL_LIMIT
+.rm_wait:
+        call    cpuhp_select_16
+        test    al, CPUHP_ST_ENABLED
+        jz      .ejected
+        pause
+        dec     ecx
+        jnz     .rm_wait
+        mov     [dword REPLY_ERR_APIC], esi
+        mov     dword [dword REPLY_STATUS], HP_ERR_EJECT
+        jmp     .ack
+.ejected:
+        cmp     dword [ds:ebp + G_STRATEGY], STRATEGY_SMBASE_SMRAM
+        jne     .rm_record              ; the other strategies keep the slot and its SMBASE
+        call    smm_slot_of_apic
+        jc      .rm_record
+        mov     dword [ds:ebp + SLOT_TABLE_OFF + ecx * 4], SLOT_FREE
+.rm_record:
+        mov     eax, [dword REPLY_NREMOVED]
+        mov     [dword REPLY_REMOVED + eax * 4], esi
+        inc     dword [dword REPLY_NREMOVED]
+.rm_next:
+        inc     ebx
+        jmp     .rm_scan
+.ack:
+        mov     dword [dword VAR_HP_ACK], 1
+        ret
+
+; smm_slot_of_apic: ESI = APIC ID -> ECX = its slot in the SMRAM slot table, CF = 0; none:
+; CF = 1. EBP = TSEG base.
+smm_slot_of_apic:
+        xor     ecx, ecx
+.scan:
+        cmp     ecx, [ds:ebp + G_MAXCPUS]
+        jae     .none
+        cmp     [ds:ebp + SLOT_TABLE_OFF + ecx * 4], esi
+        je      .found
+        inc     ecx
+        jmp     .scan
+.found:
+        clc
+        ret
+.none:
+        stc
+        ret
+
+; smm_free_slot: -> ECX = the first free slot, CF = 0; none: CF = 1. EBP = TSEG base.
+smm_free_slot:
+        xor     ecx, ecx
+.scan:
+        cmp     ecx, [ds:ebp + G_MAXCPUS]
+        jae     .none
+        cmp     dword [ds:ebp + SLOT_TABLE_OFF + ecx * 4], SLOT_FREE
+        je      .found
+        inc     ecx
+        jmp     .scan
+.found:
+        clc
+        ret
+.none:
+        stc
+        ret
+
+; smm_install_stub: ECX = slot, EBP = TSEG base. Copies this stub from the image (readable at
+; ROMBASE from SMM) to SMBASE(slot) + 0x8000 and patches slot and TSEG base. Preserves all
+; registers.
+smm_install_stub:
+        push    esi
+        push    edi
+        push    ecx
+        mov     edi, ecx
+        shl     edi, 13                 ; * SMM_TILE_SIZE
+        lea     edi, [edi + ebp + TILE_BUFFER_OFF]
+        mov     esi, ROMBASE + smi_stub
+        mov     ecx, smi_stub_end - smi_stub
+        a32 rep movsb                   ; DS = ES = base 0 in SMM; EDI ends at the copy's end
+        pop     ecx
+        mov     [edi - (smi_stub_end - smi_stub_slot)], ecx
+        mov     [edi - (smi_stub_end - smi_stub_tseg)], ebp
+        pop     edi
+        pop     esi
+        ret
+
+; smm_relocate_new_cpu: ESI = APIC ID of a hot-added CPU, ECX = its slot (stub installed),
+; EBP = TSEG base. Gives it SMBASE(slot) through the mailbox and the first SMI handler with
+; the configured handshake (see the header), and returns once the CPU is in the pen with the
+; gate closed again. Preserves all registers but EAX.
+smm_relocate_new_cpu:
+        push    ecx
+        mov     eax, ecx
+        shl     eax, 13
+        add     eax, ebp
+        add     eax, TILE_BUFFER_OFF - SMM_ENTRY_OFFSET     ; EAX = SMBASE(slot)
+        mov     [dword MBOX_NEW_SMBASE], eax
+        mov     byte [dword MBOX_ABOUT_TO_LEAVE], 0
+        push    esi
+        push    edi
+        mov     esi, ROMBASE + pen      ; a fresh pen: non-SMM code may have changed the page
+        mov     edi, PEN_ADDR
+        mov     ecx, pen_end - pen
+        a32 rep movsb
+        pop     edi
+        pop     esi
+        mov     byte [dword PEN_FLAG], 0
+        cmp     dword [ds:ebp + G_HANDSHAKE], HANDSHAKE_REDIRECT
+        je      .redirect
+        ; `ovmf`: SMI, INIT-SIPI-SIPI to the pen, then open the gate.
+        mov     word [dword MBOX_RESUME_SEG], 0
+        mov     eax, ICR_SMI_PHYSICAL
+        call    smm_send_ipi
+        mov     eax, ICR_INIT_PHYSICAL
+        call    smm_send_ipi
+        call    smm_delay
+        mov     eax, ICR_SIPI_PHYSICAL | PEN_VECTOR
+        call    smm_send_ipi
+        call    smm_delay
+        mov     eax, ICR_SIPI_PHYSICAL | PEN_VECTOR
+        call    smm_send_ipi
+        call    smm_open_gate
+        jmp     .wait_leave
+.redirect:
+        ; `redirect` (the variant QEMU TCG completes): open the gate, then only the SMI.
+        mov     word [dword MBOX_RESUME_SEG], PEN_SEG
+        call    smm_open_gate
+        mov     eax, ICR_SMI_PHYSICAL
+        call    smm_send_ipi
+.wait_leave:
+        ; Under QEMU TCG / the `qemu` profile the `ovmf` handshake never leaves this loop:
+        ; the INIT reset the CPU out of SMM before the gate opened (PLATFORM.md). Deliberate.
+        cmp     byte [dword MBOX_ABOUT_TO_LEAVE], 0
+        jne     .wait_pen
+        pause
+        jmp     .wait_leave
+.wait_pen:
+        cmp     byte [dword PEN_FLAG], 0
+        jne     .in_pen
+        pause
+        jmp     .wait_pen
+.in_pen:
+        ; Close: low half first, so no intermediate value equals an APIC ID.
+        mov     dword [dword MBOX_GATE_LO], MBOX_GATE_CLOSED
+        mov     dword [dword MBOX_GATE_HI], MBOX_GATE_CLOSED
+        pop     ecx
+        ret
+
+; smm_open_gate: ESI = APIC ID. Gate = APIC ID, high half first (0:FFFFFFFF matches no CPU).
+smm_open_gate:
+        mov     dword [dword MBOX_GATE_HI], 0
+        mov     [dword MBOX_GATE_LO], esi
+        ret
+
+; smm_send_ipi: EAX = ICR low (no shorthand), ESI = destination APIC ID. Waits for idle
+; delivery status. Preserves all registers.
+smm_send_ipi:
+        push    edx
+        mov     edx, esi
+        shl     edx, APIC_ICR_DEST_SHIFT
+        mov     [dword APIC_ICR_HIGH], edx
+        mov     [dword APIC_ICR_LOW], eax
+.busy:
+        test    dword [dword APIC_ICR_LOW], APIC_ICR_BUSY
+        jz      .sent
+        pause
+        jmp     .busy
+.sent:
+        pop     edx
+        ret
+
+; smm_delay: IPI_DELAY_PAUSES PAUSEs between INIT and SIPI (as ipi_delay). Preserves all
+; registers but the flags.
+smm_delay:
+        push    ecx
+        mov     ecx, IPI_DELAY_PAUSES
+.spin:
+        pause
+        dec     ecx
+        jnz     .spin
+        pop     ecx
+        ret
+
+; monarch_smbase_ctrl: APM 0x05 on the BSP. EBP = TSEG base. controller: for every possible
+; CPU (hot-plug block selectors; without the block APIC IDs 0 .. maxcpus - 1) select its APIC
+; ID, write SMBASE(APIC ID), read it back; then LOCK. formula: base = TSEG base, stride
+; 0x2000, read back, then FORMULA | LOCK. The control register must read back what was
+; written. Reply: status, entries written. Clobbers EAX EBX ECX EDX ESI EDI.
+monarch_smbase_ctrl:
+        xor     eax, eax
+        mov     [dword REPLY_STATUS], eax
+        mov     [dword REPLY_COUNT], eax
+        cmp     dword [ds:ebp + G_STRATEGY], STRATEGY_FORMULA
+        je      .formula
+        cmp     dword [ds:ebp + G_STRATEGY], STRATEGY_CONTROLLER
+        jne     .ack
+        xor     ebx, ebx                ; EBX = selector
+.entry:
+        cmp     ebx, [ds:ebp + G_POSSIBLE]
+        jae     .lock_table
+        mov     esi, ebx                ; without the block: APIC ID = index
+        cmp     dword [ds:ebp + G_CPUHP], 0
+        je      .have_apic
+        call    cpuhp_select_16
+        call    cpuhp_apic_id_16
+        mov     esi, eax
+.have_apic:
+        mov     edi, esi
+        shl     edi, 13
+        add     edi, ebp
+        add     edi, TILE_BUFFER_OFF - SMM_ENTRY_OFFSET     ; EDI = SMBASE(APIC ID)
+        mov     dx, SMBASE_CTRL_APIC
+        mov     eax, esi
+        out     dx, eax
+        mov     dx, SMBASE_CTRL_SMBASE
+        mov     eax, edi
+        out     dx, eax
+        in      eax, dx
+        cmp     eax, edi
+        jne     .bad_value
+        inc     dword [dword REPLY_COUNT]
+        inc     ebx
+        jmp     .entry
+.lock_table:
+        mov     ecx, SMBASE_CTRL_LOCK
+        jmp     .control
+.formula:
+        mov     esi, 0                  ; reported as the APIC ID if the base is refused
+        lea     edi, [ebp + TILE_BUFFER_OFF - SMM_ENTRY_OFFSET]     ; SMBASE(APIC ID 0)
+        mov     dx, SMBASE_CTRL_FBASE
+        mov     eax, edi
+        out     dx, eax
+        in      eax, dx
+        cmp     eax, edi
+        jne     .bad_value
+        mov     dx, SMBASE_CTRL_FSTRIDE
+        mov     eax, SMM_TILE_SIZE
+        out     dx, eax
+        in      eax, dx
+        cmp     eax, SMM_TILE_SIZE
+        jne     .bad_value
+        mov     ecx, SMBASE_CTRL_FORMULA | SMBASE_CTRL_LOCK
+.control:
+        mov     dx, SMBASE_CTRL_CONTROL
+        mov     eax, ecx
+        out     dx, eax
+        in      eax, dx
+        cmp     eax, ecx
+        je      .ack
+        mov     dword [dword REPLY_STATUS], HP_ERR_CTRL_LOCK
+        jmp     .ack
+.bad_value:
+        mov     [dword REPLY_ERR_APIC], esi
+        mov     dword [dword REPLY_STATUS], HP_ERR_CTRL_TABLE
+.ack:
+        mov     dword [dword VAR_HP_ACK], 1
+        ret
+
+        CPUHP_ROUTINES                  ; cpuhp_select_16, cpuhp_apic_id_16, cpuhp_control_16
+
         align   4
-.slot:  dd      0                       ; patched: slot number
-.table: dd      0                       ; patched: SMRAM table address
+smi_stub_slot:  dd      0               ; patched: slot number
+smi_stub_tseg:  dd      0               ; patched: TSEG base
 smi_stub_end:
 
 %if smi_stub_end - smi_stub > SMM_TILE_SIZE - 0x200
