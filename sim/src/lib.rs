@@ -16,6 +16,8 @@ pub mod image;
 pub mod machine;
 pub mod memory;
 pub mod recorder;
+pub mod scenario;
+pub mod scenario_run;
 pub mod scheduler;
 pub mod timing;
 pub mod trace_file;

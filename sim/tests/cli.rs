@@ -124,3 +124,38 @@ fn help_explains_exit_statuses() {
         assert!(text.contains(needle), "{needle} missing from --help");
     }
 }
+
+#[test]
+fn a_bad_scenario_is_refused_with_its_file_and_line_before_anything_runs() {
+    let scenario = TempFile::with_bytes(
+        ".toml",
+        b"[machine]\ncpus = 1\nmaxcpus = 4\n\n[[event]]\nat = \"1ms\"\naction = \"cpu-add\"\napic_id = 9\n",
+    );
+    let output = smmsim(&["run", scenario.0.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    let expected = format!(
+        "{}:8: event 1: apic_id 9 is not below maxcpus = 4",
+        scenario.0.display()
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(output.stdout.is_empty(), "nothing ran");
+}
+
+#[test]
+fn run_reports_failed_expectations_with_status_1_and_json_on_request() {
+    // The boot image without hot-plug work finishes at once; the expected line never comes.
+    let scenario = TempFile::with_bytes(
+        ".toml",
+        b"[machine]\ncpus = 1\n\n[expect]\nconsole = [\"no such line\"]\nstatus = 1\n",
+    );
+    let output = smmsim(&["run", scenario.0.to_str().unwrap(), "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the report is JSON");
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["status"], 1);
+    let expectations = report["expectations"].as_array().expect("a list");
+    assert_eq!(expectations.len(), 2);
+    assert_eq!(expectations[1]["passed"], false);
+}

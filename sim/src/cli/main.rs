@@ -2,6 +2,7 @@
 
 mod boot;
 mod machine_args;
+mod run;
 
 use std::process::ExitCode;
 
@@ -52,12 +53,16 @@ Timing file keys (cycles per instruction class, any subset): simple, load, store
 multiply, divide, locked_rmw, string_iteration, port_io, mmio, serializing, far_transfer,
 interrupt, pause, smi_entry, rsm.")]
     Boot(boot::BootArgs),
+    /// Run one scenario file (machine, firmware, timed hot-plug events, expectations) and
+    /// report boot time, hot-add latencies, SMIs, SMM time and the final SMBASE map.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Boot(args) => boot::boot(args),
+        Command::Run(args) => run::run(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("smmsim: error: {error:#}");
