@@ -3,6 +3,7 @@
 mod boot;
 mod machine_args;
 mod run;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,9 @@ interrupt, pause, smi_entry, rsm.")]
     /// Run one scenario file (machine, firmware, timed hot-plug events, expectations) and
     /// report boot time, hot-add latencies, SMIs, SMM time and the final SMBASE map.
     Run(run::RunArgs),
+    /// Look at a trace file: show, stats, export --format perfetto, timeline, diff.
+    #[command(subcommand)]
+    Trace(trace::TraceCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Boot(args) => boot::boot(args),
         Command::Run(args) => run::run(args),
+        Command::Trace(command) => trace::trace(command),
     };
     result.unwrap_or_else(|error| {
         eprintln!("smmsim: error: {error:#}");

@@ -27,6 +27,23 @@ pub(crate) fn delivery_mode_name(mode: u8) -> Option<&'static str> {
     }
 }
 
+/// Shows an IPI destination: an APIC ID, or the name of a shorthand.
+struct Destination(u32);
+
+/// The simulator's markers for shorthands that name many CPUs (`sim/src/cpu/record.rs`).
+const DESTINATION_ALL: u32 = u32::MAX;
+const DESTINATION_ALL_BUT_SELF: u32 = u32::MAX - 1;
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            DESTINATION_ALL => f.write_str("all"),
+            DESTINATION_ALL_BUT_SELF => f.write_str("all-but-self"),
+            id => write!(f, "{id}"),
+        }
+    }
+}
+
 /// Shows a delivery mode by name, or its number for reserved modes.
 struct Mode(u8);
 
@@ -77,7 +94,7 @@ impl fmt::Display for Fields<'_> {
                 write!(f, "old={} new={}", Hex(*old), Hex(*new))
             }
             EventKind::IpiSent { mode, destination } => {
-                write!(f, "mode={} destination={destination}", Mode(*mode))
+                write!(f, "mode={} destination={}", Mode(*mode), Destination(*destination))
             }
             EventKind::IpiDelivered { mode, source } => {
                 write!(f, "mode={} source={source}", Mode(*mode))
