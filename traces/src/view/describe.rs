@@ -94,7 +94,12 @@ impl fmt::Display for Fields<'_> {
                 write!(f, "old={} new={}", Hex(*old), Hex(*new))
             }
             EventKind::IpiSent { mode, destination } => {
-                write!(f, "mode={} destination={}", Mode(*mode), Destination(*destination))
+                write!(
+                    f,
+                    "mode={} destination={}",
+                    Mode(*mode),
+                    Destination(*destination)
+                )
             }
             EventKind::IpiDelivered { mode, source } => {
                 write!(f, "mode={} source={source}", Mode(*mode))
