@@ -24,7 +24,7 @@ fn scenario(strategy: &str, max_cpus: u32) -> Scenario {
     let (at, extra) = if strategy == "max-cpus" {
         ("20ms", "hotadd_reset = false\n")
     } else {
-        ("3ms", "")
+        ("20ms", "")
     };
     let text = format!(
         "[machine]\ncpus = 1\nmaxcpus = {max_cpus}\nstrategy = \"{strategy}\"\n{extra}\

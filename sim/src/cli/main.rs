@@ -20,7 +20,10 @@ const EXIT_USAGE: u8 = 2;
     long_about = "smmsim runs real x86 firmware on simulated cores of a q35-like machine, cycle \
                   by cycle, to study how CPUs get their SMBASE relocated at boot and on hot-add.\n\n\
                   Start with `smmsim boot`, which runs a built-in firmware image and prints its \
-                  console output and a summary."
+                  console output and a summary. `smmsim run scenarios/smbase-smram.toml` hot-adds \
+                  a CPU under one of the four relocation strategies and reports latency, SMIs \
+                  and the final SMBASE map; add `--trace t.smmtrace` and look at it with \
+                  `smmsim trace show|stats|export|timeline|diff`."
 )]
 struct Cli {
     #[command(subcommand)]
