@@ -42,6 +42,8 @@ pub const MAX_CPUS: u32 = 4096;
 
 /// The default clock: 2.0 GHz (DESIGN.md §2).
 pub const DEFAULT_CLOCK_HZ: u64 = 2_000_000_000;
+/// The default extended TSEG: 16 MiB, QEMU q35's `extended-tseg-mbytes` default.
+pub const DEFAULT_TSEG_MBYTES: u16 = 16;
 /// The default RAM size: 512 MiB (PLATFORM.md, memory map).
 pub const DEFAULT_RAM_BYTES: u64 = 512 << 20;
 /// The default cycle limit: 4 × 10⁹ cycles, two simulated seconds at 2 GHz — far beyond any
@@ -83,6 +85,10 @@ pub struct MachineConfig {
     pub hotadd_reset: bool,
     /// Whether every executed instruction is recorded as an event (`--trace-instructions`).
     pub trace_instructions: bool,
+    /// Extended TSEG size in MiB (QEMU `mch.extended-tseg-mbytes`, default 16): it must hold
+    /// one 8 KiB SMM tile per possible CPU, so machines with more than about 2,000 CPUs need
+    /// more (OVMF's documentation gives the same advice).
+    pub tseg_mbytes: u16,
 }
 
 /// Why a machine could not be built.
@@ -130,6 +136,7 @@ impl Default for MachineConfig {
             profile: Profile::default(),
             hotadd_reset: true,
             trace_instructions: false,
+            tseg_mbytes: DEFAULT_TSEG_MBYTES,
         }
     }
 }
@@ -590,6 +597,7 @@ impl Machine {
         fw_cfg.set_ram_size(config.ram_bytes);
         let mut chipset_config = Q35Config::new(config.ram_bytes);
         chipset_config.clock_hz = config.clock_hz;
+        chipset_config.ext_tseg_mbytes = config.tseg_mbytes;
         chipset_config.boot_cpus = cpus;
         chipset_config.max_cpus = max_cpus;
         if config.profile == Profile::Qemu {

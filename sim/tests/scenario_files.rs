@@ -980,3 +980,16 @@ fn random_edits_and_garbage_are_handled() {
         must_not_panic(&text);
     }
 }
+
+#[test]
+fn tseg_mbytes_is_taken_and_checked() {
+    let scenario = parse("[machine]\ncpus = 1\ntseg_mbytes = 48\n").expect("valid");
+    assert_eq!(scenario.machine.tseg_mbytes, 48);
+    assert_eq!(scenario.machine_config().tseg_mbytes, 48);
+    let error = parse("[machine]\ncpus = 1\ntseg_mbytes = 5000\n").expect_err("too large");
+    let message = error.to_string();
+    assert!(
+        message.contains(":3:") && message.contains("5000"),
+        "{message}"
+    );
+}

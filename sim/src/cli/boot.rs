@@ -53,6 +53,11 @@ pub struct BootArgs {
     /// Cycles per quantum: how far cores run between meetings at the barrier.
     #[arg(long, value_name = "CYCLES", default_value_t = smmsim::machine::DEFAULT_QUANTUM_CYCLES)]
     pub quantum: u64,
+    /// Extended TSEG in MiB (QEMU's mch.extended-tseg-mbytes): the firmware needs one 8 KiB
+    /// SMM tile per possible CPU, so maxcpus above about 2,000 needs more than the default.
+    #[arg(long, value_name = "MIB", default_value_t = smmsim::machine::DEFAULT_TSEG_MBYTES,
+          value_parser = clap::value_parser!(u16).range(1..=0xFFF))]
+    pub tseg_mbytes: u16,
     /// Record the run's events (SMIs, SMM entries and exits, relocations, IPIs, INIT/SIPI,
     /// hot-plug, console lines) in a binary trace file; view it with `smmsim trace`.
     #[arg(long, value_name = "FILE")]
@@ -88,6 +93,7 @@ pub fn boot(args: BootArgs) -> anyhow::Result<ExitCode> {
         layout: args.layout.into(),
         profile: args.profile.into(),
         trace_instructions: args.trace_instructions,
+        tseg_mbytes: args.tseg_mbytes,
         ..MachineConfig::default()
     };
     let header = smmsim::trace_header(&config, "boot", 0);

@@ -202,6 +202,8 @@ pub struct MachineSettings {
     pub hotadd_reset: bool,
     /// Cycles from an IPI's send to its delivery (`ipi_latency`).
     pub ipi_latency_cycles: u64,
+    /// Extended TSEG size in MiB (`tseg_mbytes`): room for maxcpus × 8 KiB SMM tiles.
+    pub tseg_mbytes: u16,
     /// Instruction costs: the defaults with `[machine.timing]` applied.
     pub timing: TimingTable,
 }
@@ -358,6 +360,7 @@ impl Scenario {
             max_cpus: machine.max_cpus,
             mode: machine.mode,
             ipi_latency_cycles: machine.ipi_latency_cycles,
+            tseg_mbytes: machine.tseg_mbytes,
             layout: machine.layout,
             profile: machine.profile,
             hotadd_reset: machine.hotadd_reset,

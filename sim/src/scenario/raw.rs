@@ -50,6 +50,8 @@ pub(crate) struct RawMachine {
     pub max_cycles: Option<Spanned<toml::Value>>,
     pub hotadd_reset: Option<Spanned<bool>>,
     pub ipi_latency: Option<Spanned<u64>>,
+    /// Extended TSEG size in MiB (QEMU `-global mch.extended-tseg-mbytes=N`).
+    pub tseg_mbytes: Option<Spanned<u64>>,
     /// Instruction class → cycles; the class names are checked against `TimingTable`.
     pub timing: Option<BTreeMap<String, Spanned<u32>>>,
 }

@@ -112,8 +112,36 @@ fn machine(cx: &ErrorContext<'_>, raw: &RawMachine) -> Result<MachineSettings, S
             .as_ref()
             .map_or(defaults.ipi_latency_cycles, |latency| *latency.get_ref()),
         timing: timing(cx, raw.timing.as_ref())?,
+        tseg_mbytes: tseg_mbytes(cx, raw.tseg_mbytes.as_ref(), defaults.tseg_mbytes)?,
     })
 }
+
+/// `tseg_mbytes`: the extended TSEG size in MiB, 1 to 4095 (what MCH register 0x50 can
+/// report, PLATFORM.md); the machine checks it against the RAM size when it is built.
+fn tseg_mbytes(
+    cx: &ErrorContext<'_>,
+    value: Option<&Spanned<u64>>,
+    default: u16,
+) -> Result<u16, ScenarioError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let mbytes = *value.get_ref();
+    match u16::try_from(mbytes) {
+        Ok(mbytes @ 1..=MAX_TSEG_MBYTES) => Ok(mbytes),
+        _ => Err(cx.at(
+            value.span(),
+            Problem::BadValue {
+                key: "tseg_mbytes".to_owned(),
+                value: mbytes.to_string(),
+                reason: format!("must be 1 to {MAX_TSEG_MBYTES} MiB"),
+            },
+        )),
+    }
+}
+
+/// The largest extended TSEG MCH register 0x50 can report, in MiB.
+const MAX_TSEG_MBYTES: u16 = 0xFFF;
 
 /// `cpus` and `maxcpus`: 1 <= cpus <= maxcpus <= [`MAX_CPUS`]; `maxcpus` defaults to `cpus`.
 fn cpu_counts(cx: &ErrorContext<'_>, raw: &RawMachine) -> Result<(u32, u32), ScenarioError> {
