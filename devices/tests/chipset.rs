@@ -4,61 +4,23 @@
 
 mod common;
 
-use common::Ram;
+use common::Board;
 use smmsim_devices::{
-    AccessContext, AccessWidth, ApicId, ChipsetProfile, CpuIndex, Effect, FwCfg, Q35Chipset,
-    Q35Config, SmiFeatureSet, SmiTarget, SmramRange, SmramRegion,
+    AccessWidth, ChipsetProfile, CpuIndex, Effect, FwCfg, Q35Chipset, Q35Config, SmiFeatureSet,
+    SmiTarget, SmramRange, SmramRegion,
 };
-use smmsim_traces::Cycle;
 
 const MIB: u64 = 1 << 20;
 const RAM: u64 = 512 * MIB;
 const PMBASE: u16 = 0x600;
 
-/// A machine reduced to what firmware touches here: the chipset, 64 KiB of RAM for DMA
-/// buffers, and the CPU executing the `IN`s and `OUT`s.
-struct Machine {
-    chipset: Q35Chipset,
-    ram: Ram,
-    cpu: CpuIndex,
+/// The chipset of a 2-of-4-CPU machine with 64 KiB of RAM for DMA buffers.
+fn machine(config: Q35Config) -> Board {
+    let chipset = Q35Chipset::new(config, FwCfg::new(2, 4)).expect("a valid configuration");
+    Board::new(chipset, 0x1_0000)
 }
 
-impl Machine {
-    fn new(config: Q35Config) -> Machine {
-        let chipset = Q35Chipset::new(config, FwCfg::new(2, 4)).expect("a valid configuration");
-        Machine {
-            chipset,
-            ram: Ram(vec![0; 0x1_0000]),
-            cpu: CpuIndex(0),
-        }
-    }
-
-    fn ctx(&self) -> AccessContext {
-        AccessContext {
-            cpu: self.cpu,
-            apic_id: ApicId(self.cpu.0),
-            in_smm: false,
-            cycle: Cycle::ZERO,
-        }
-    }
-
-    fn out(&mut self, port: u16, width: AccessWidth, value: u32) -> Vec<Effect> {
-        let ctx = self.ctx();
-        let mut effects = Vec::new();
-        let claimed =
-            self.chipset
-                .port_write(&ctx, port, width, value, &mut self.ram, &mut effects);
-        assert!(claimed, "port {port:#x} is the chipset's");
-        effects
-    }
-
-    fn inp(&mut self, port: u16, width: AccessWidth) -> u32 {
-        let ctx = self.ctx();
-        self.chipset
-            .port_read(&ctx, port, width, &mut Vec::new())
-            .unwrap_or_else(|| panic!("port {port:#x} is the chipset's"))
-    }
-
+impl Board {
     /// edk2 `PciWrite{8,16,32}` through CF8/CFC.
     fn pci_write(
         &mut self,
@@ -91,7 +53,7 @@ impl Machine {
 
 #[test]
 fn ovmf_smram_setup_tseg_then_lock() {
-    let mut m = Machine::new(Q35Config::new(RAM));
+    let mut m = machine(Q35Config::new(RAM));
     // The host bridge is the q35 MCH.
     assert_eq!(m.pci_read(0, 0x02, AccessWidth::Word), 0x29C0);
     // Ask for the extended TSEG size.
@@ -135,7 +97,7 @@ fn ovmf_smram_setup_tseg_then_lock() {
 
 #[test]
 fn default_smbase_window_lock_needs_the_query_first() {
-    let mut m = Machine::new(Q35Config::new(RAM));
+    let mut m = machine(Q35Config::new(RAM));
     assert!(m.pci_write(0, 0x9C, AccessWidth::Byte, 0x02).is_empty());
     assert_eq!(m.pci_read(0, 0x9C, AccessWidth::Byte), 0);
     assert!(m.pci_write(0, 0x9C, AccessWidth::Byte, 0xFF).is_empty());
@@ -158,7 +120,7 @@ fn default_smbase_window_lock_needs_the_query_first() {
 
 #[test]
 fn apm_write_raises_an_smi_on_the_writer_until_broadcast_is_negotiated() {
-    let mut m = Machine::new(Q35Config::new(RAM));
+    let mut m = machine(Q35Config::new(RAM));
     // Before SMIs are enabled a command does nothing.
     assert!(m.out(0xB2, AccessWidth::Byte, 0x04).is_empty());
     m.enable_apm_smis();
@@ -185,7 +147,7 @@ fn apm_write_raises_an_smi_on_the_writer_until_broadcast_is_negotiated() {
 
 #[test]
 fn smi_lock_keeps_gbl_smi_en_set() {
-    let mut m = Machine::new(Q35Config::new(RAM));
+    let mut m = machine(Q35Config::new(RAM));
     m.enable_apm_smis();
     // Malicious OS code clears SMI_EN to stop SMIs: GBL_SMI_EN survives, APMC_EN does not.
     m.out(PMBASE + 0x30, AccessWidth::Dword, 0);
@@ -201,7 +163,7 @@ fn smi_lock_keeps_gbl_smi_en_set() {
 fn qemu_profile_differences() {
     let mut config = Q35Config::new(RAM);
     config.profile = ChipsetProfile::Qemu;
-    let mut m = Machine::new(config);
+    let mut m = machine(config);
     m.pci_write(0x1F, 0x40, AccessWidth::Dword, u32::from(PMBASE));
     m.pci_write(0x1F, 0x44, AccessWidth::Byte, 0x80);
     // APMC_EN alone is enough under QEMU, and SMI_STS stays 0.
@@ -217,7 +179,7 @@ fn qemu_profile_differences() {
 
 #[test]
 fn cpu_hotplug_event_shows_in_gpe0_sts() {
-    let mut m = Machine::new(Q35Config::new(RAM));
+    let mut m = machine(Q35Config::new(RAM));
     m.enable_apm_smis();
     m.chipset.signal_cpu_hotplug();
     assert_eq!(m.inp(PMBASE + 0x20, AccessWidth::Byte), 0x04);
@@ -227,7 +189,7 @@ fn cpu_hotplug_event_shows_in_gpe0_sts() {
 
 #[test]
 fn fw_cfg_id_reports_dma_and_the_dma_window_answers() {
-    let mut m = Machine::new(Q35Config::new(RAM));
+    let mut m = machine(Q35Config::new(RAM));
     m.out(0x510, AccessWidth::Word, u32::from(FwCfg::KEY_ID));
     let id: Vec<u32> = (0..4).map(|_| m.inp(0x511, AccessWidth::Byte)).collect();
     assert_eq!(id, [3, 0, 0, 0]);

@@ -5,12 +5,10 @@
 
 mod common;
 
-use common::Ram;
+use common::Board;
 use smmsim_devices::{
-    AccessContext, AccessWidth, ApicId, CpuHotplug, CpuIndex, Effect, FwCfg, HotplugError,
-    Q35Chipset, Q35Config,
+    AccessWidth, CpuHotplug, CpuIndex, Effect, FwCfg, HotplugError, Q35Chipset, Q35Config,
 };
-use smmsim_traces::Cycle;
 
 const MIB: u64 = 1 << 20;
 const BASE: u16 = CpuHotplug::PORT;
@@ -30,52 +28,18 @@ const CMD_GET_APIC_ID: u32 = 3;
 use AccessWidth::{Byte, Dword, Word};
 
 /// A q35 machine with `boot` of `max` CPUs plugged, reduced to its chipset.
-struct Machine {
-    chipset: Q35Chipset,
-    ram: Ram,
+fn machine(boot: u32, max: u32) -> Board {
+    let mut config = Q35Config::new(512 * MIB);
+    config.boot_cpus = boot;
+    config.max_cpus = max;
+    let fw_cfg = FwCfg::new(boot as u16, max as u16);
+    Board::new(
+        Q35Chipset::new(config, fw_cfg).expect("a valid configuration"),
+        0x1000,
+    )
 }
 
-impl Machine {
-    fn new(boot: u32, max: u32) -> Machine {
-        let mut config = Q35Config::new(512 * MIB);
-        config.boot_cpus = boot;
-        config.max_cpus = max;
-        let fw_cfg = FwCfg::new(boot as u16, max as u16);
-        Machine {
-            chipset: Q35Chipset::new(config, fw_cfg).expect("a valid configuration"),
-            ram: Ram(vec![0; 0x1000]),
-        }
-    }
-
-    fn ctx() -> AccessContext {
-        AccessContext {
-            cpu: CpuIndex(0),
-            apic_id: ApicId(0),
-            in_smm: false,
-            cycle: Cycle::ZERO,
-        }
-    }
-
-    fn out(&mut self, port: u16, width: AccessWidth, value: u32) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        let claimed = self.chipset.port_write(
-            &Self::ctx(),
-            port,
-            width,
-            value,
-            &mut self.ram,
-            &mut effects,
-        );
-        assert!(claimed, "port {port:#x} is the chipset's");
-        effects
-    }
-
-    fn inp(&mut self, port: u16, width: AccessWidth) -> u32 {
-        self.chipset
-            .port_read(&Self::ctx(), port, width, &mut Vec::new())
-            .unwrap_or_else(|| panic!("port {port:#x} is the chipset's"))
-    }
-
+impl Board {
     /// Decodes the PM block at 0x600, as OVMF's PlatformPei does (LPC 0x40, 0x44).
     fn enable_pm_block(&mut self) {
         self.out(0xCF8, Dword, 0x8000_F840);
@@ -97,7 +61,7 @@ impl Machine {
 fn the_modern_interface_is_there_from_power_on() {
     // docs/specs/acpi_cpu_hotplug.rst, "Detecting and enabling modern CPU hotplug
     // interface": select 0, command 0, command data 2 reads 0.
-    let mut m = Machine::new(1, 4);
+    let mut m = machine(1, 4);
     m.out(SELECTOR, Dword, 0);
     m.out(COMMAND, Byte, CMD_NEXT_EVENT);
     assert_eq!(m.inp(DATA2, Dword), 0);
@@ -107,7 +71,7 @@ fn the_modern_interface_is_there_from_power_on() {
 #[test]
 fn enumeration_recipe_counts_the_present_cpus_and_ends_at_max_cpus() {
     // The spec's "Enumerate CPUs present/non present CPUs", step by step.
-    let mut m = Machine::new(3, 8);
+    let mut m = machine(3, 8);
     m.chipset.hot_add_cpu(CpuIndex(6)).unwrap();
     let mut present = 0;
     let mut iterator = 0u32;
@@ -131,7 +95,7 @@ fn enumeration_recipe_counts_the_present_cpus_and_ends_at_max_cpus() {
 
 #[test]
 fn hot_add_is_found_identified_and_acknowledged_as_cscn_does() {
-    let mut m = Machine::new(2, 4);
+    let mut m = machine(2, 4);
     m.enable_pm_block();
     m.chipset.hot_add_cpu(CpuIndex(3)).unwrap();
     // GPE0_STS bit 2, which ACPI's _E02 handler turns into CSCN.
@@ -165,7 +129,7 @@ fn hot_add_is_found_identified_and_acknowledged_as_cscn_does() {
 
 #[test]
 fn platform_refusals_change_nothing() {
-    let mut m = Machine::new(2, 4);
+    let mut m = machine(2, 4);
     assert_eq!(
         m.chipset.hot_add_cpu(CpuIndex(1)),
         Err(HotplugError::AlreadyPresent { cpu: CpuIndex(1) })
@@ -190,7 +154,7 @@ fn firmware_driven_unplug_ends_in_an_eject_effect() {
     // Unplug with CPU_HOT_UNPLUG negotiated: the OS sees the remove event, hands the eject
     // to firmware (CEJ0 with fw_unplugs_cpu), firmware finds the CPU by its FW_REMOVE bit
     // and ejects it.
-    let mut m = Machine::new(3, 4);
+    let mut m = machine(3, 4);
     m.chipset.request_cpu_unplug(CpuIndex(2)).unwrap();
     assert_eq!(m.next_cpu_with_event(), Some(2));
     m.out(FLAGS, Byte, u32::from(CpuHotplug::CONTROL_CLEAR_REMOVE));
@@ -216,7 +180,7 @@ fn firmware_driven_unplug_ends_in_an_eject_effect() {
 
 #[test]
 fn the_boot_cpu_and_absent_cpus_cannot_be_ejected() {
-    let mut m = Machine::new(2, 4);
+    let mut m = machine(2, 4);
     for cpu in [0, 3] {
         m.out(SELECTOR, Dword, cpu);
         assert_eq!(m.out(FLAGS, Byte, u32::from(CpuHotplug::CONTROL_EJECT)), []);
@@ -229,7 +193,7 @@ fn the_boot_cpu_and_absent_cpus_cannot_be_ejected() {
 
 #[test]
 fn widths_follow_qemu_whole_access_dispatch() {
-    let mut m = Machine::new(1, 4);
+    let mut m = machine(1, 4);
     m.chipset.hot_add_cpu(CpuIndex(2)).unwrap();
     // A byte selector write selects; a word write at 0x0CDA does not.
     m.out(SELECTOR, Byte, 2);
@@ -252,7 +216,7 @@ fn widths_follow_qemu_whole_access_dispatch() {
 
 #[test]
 fn an_out_of_range_selector_silences_everything_but_itself() {
-    let mut m = Machine::new(2, 4);
+    let mut m = machine(2, 4);
     m.chipset.request_cpu_unplug(CpuIndex(1)).unwrap();
     m.out(SELECTOR, Dword, 0xFFFF_FFFF);
     assert_eq!(m.inp(FLAGS, Byte), 0);
@@ -271,7 +235,7 @@ fn an_out_of_range_selector_silences_everything_but_itself() {
 
 #[test]
 fn hard_reset_keeps_hot_added_cpus_and_drops_pending_events() {
-    let mut m = Machine::new(1, 4);
+    let mut m = machine(1, 4);
     m.chipset.hot_add_cpu(CpuIndex(1)).unwrap();
     m.chipset.hot_add_cpu(CpuIndex(2)).unwrap();
     m.chipset.request_cpu_unplug(CpuIndex(2)).unwrap();
@@ -291,7 +255,7 @@ fn hard_reset_keeps_hot_added_cpus_and_drops_pending_events() {
 
 #[test]
 fn garbage_at_any_width_and_offset_never_panics() {
-    let mut m = Machine::new(2, 4);
+    let mut m = machine(2, 4);
     m.chipset.hot_add_cpu(CpuIndex(3)).unwrap();
     for selector in [0, 1, 2, 3, 4, 0x100, u32::MAX] {
         for port in BASE..BASE + CpuHotplug::WINDOW_LEN {

@@ -5,12 +5,10 @@
 
 mod common;
 
-use common::Ram;
+use common::Board;
 use smmsim_devices::{
-    AccessContext, AccessWidth, ApicId, CpuIndex, Effect, FwCfg, Q35Chipset, Q35Config,
-    SmbaseController,
+    AccessWidth, ApicId, CpuIndex, Effect, FwCfg, Q35Chipset, Q35Config, SmbaseController,
 };
-use smmsim_traces::Cycle;
 
 const MIB: u64 = 1 << 20;
 const SELECTOR: u16 = SmbaseController::PORT;
@@ -27,53 +25,19 @@ fn edk2_smbase(slot: u32) -> u32 {
 
 use AccessWidth::{Byte, Dword, Word};
 
-/// The chipset of a 4-CPU machine, accessed by CPU `cpu` in or out of SMM.
-struct Machine {
-    chipset: Q35Chipset,
-    ram: Ram,
-    cpu: u32,
-    in_smm: bool,
+/// The chipset of a 2-of-4-CPU machine, accessed by CPU 0 in SMM unless a test says
+/// otherwise.
+fn machine() -> Board {
+    let mut config = Q35Config::new(512 * MIB);
+    config.boot_cpus = 2;
+    config.max_cpus = 4;
+    let chipset = Q35Chipset::new(config, FwCfg::new(2, 4)).expect("a valid configuration");
+    let mut board = Board::new(chipset, 0x1000);
+    board.in_smm = true;
+    board
 }
 
-impl Machine {
-    fn new() -> Machine {
-        let mut config = Q35Config::new(512 * MIB);
-        config.boot_cpus = 2;
-        config.max_cpus = 4;
-        Machine {
-            chipset: Q35Chipset::new(config, FwCfg::new(2, 4)).expect("a valid configuration"),
-            ram: Ram(vec![0; 0x1000]),
-            cpu: 0,
-            in_smm: true,
-        }
-    }
-
-    fn ctx(&self) -> AccessContext {
-        AccessContext {
-            cpu: CpuIndex(self.cpu),
-            apic_id: ApicId(self.cpu),
-            in_smm: self.in_smm,
-            cycle: Cycle::ZERO,
-        }
-    }
-
-    fn out(&mut self, port: u16, width: AccessWidth, value: u32) -> Vec<Effect> {
-        let ctx = self.ctx();
-        let mut effects = Vec::new();
-        let claimed =
-            self.chipset
-                .port_write(&ctx, port, width, value, &mut self.ram, &mut effects);
-        assert!(claimed, "port {port:#x} is the chipset's");
-        effects
-    }
-
-    fn inp(&mut self, port: u16, width: AccessWidth) -> u32 {
-        let ctx = self.ctx();
-        self.chipset
-            .port_read(&ctx, port, width, &mut Vec::new())
-            .unwrap_or_else(|| panic!("port {port:#x} is the chipset's"))
-    }
-
+impl Board {
     /// What the `controller` strategy's SMM code does at boot: one entry per APIC ID.
     fn program_table(&mut self) {
         for apic_id in 0..4 {
@@ -85,7 +49,7 @@ impl Machine {
 
 #[test]
 fn the_window_is_twenty_ports_from_0x0ee0() {
-    let m = Machine::new();
+    let m = machine();
     assert!(!m.chipset.claims_port(0x0EDF));
     assert!((0x0EE0..=0x0EF3).all(|port| m.chipset.claims_port(port)));
     assert!(!m.chipset.claims_port(0x0EF4));
@@ -93,14 +57,14 @@ fn the_window_is_twenty_ports_from_0x0ee0() {
 
 #[test]
 fn smm_programs_the_table_and_the_platform_reads_it_for_hot_add() {
-    let mut m = Machine::new();
+    let mut m = machine();
     m.program_table();
     let controller = m.chipset.smbase_controller();
     assert_eq!(controller.smbase_for(ApicId(3)), Some(0x1F7F_E000));
     assert_eq!(controller.smbase_for(ApicId(4)), None, "no such APIC ID");
     // Reads work from outside SMM too.
     m.in_smm = false;
-    m.cpu = 1;
+    m.cpu = CpuIndex(1);
     m.chipset.hot_add_cpu(CpuIndex(2)).unwrap();
     assert_eq!(m.inp(SMBASE, Dword), edk2_smbase(3), "selector left at 3");
     assert_eq!(m.inp(SMBASE + 2, Word), edk2_smbase(3) >> 16);
@@ -109,10 +73,10 @@ fn smm_programs_the_table_and_the_platform_reads_it_for_hot_add() {
 
 #[test]
 fn writes_from_outside_smm_are_dropped_and_reported() {
-    let mut m = Machine::new();
+    let mut m = machine();
     m.program_table();
     m.in_smm = false;
-    m.cpu = 1;
+    m.cpu = CpuIndex(1);
     for (port, width, value) in [
         (SELECTOR, Dword, 2),
         (SMBASE, Dword, 0x3000_0000),
@@ -141,7 +105,7 @@ fn writes_from_outside_smm_are_dropped_and_reported() {
 
 #[test]
 fn after_the_lock_even_smm_is_refused_until_hard_reset() {
-    let mut m = Machine::new();
+    let mut m = machine();
     m.program_table();
     assert_eq!(m.out(CONTROL, Dword, SmbaseController::CONTROL_LOCK), []);
     assert!(m.chipset.smbase_controller().is_locked());
@@ -174,7 +138,7 @@ fn after_the_lock_even_smm_is_refused_until_hard_reset() {
 
 #[test]
 fn formula_mode_replaces_the_table() {
-    let mut m = Machine::new();
+    let mut m = machine();
     m.program_table();
     m.out(FORMULA_BASE, Dword, 0x1F7F_8000);
     m.out(FORMULA_STRIDE, Dword, 0x2000);
@@ -194,7 +158,7 @@ fn formula_mode_replaces_the_table() {
 
 #[test]
 fn narrow_smm_writes_are_dropped_never_merged() {
-    let mut m = Machine::new();
+    let mut m = machine();
     m.program_table();
     let before = m.chipset.ignored_accesses();
     assert_eq!(m.out(SMBASE, Word, 0x1234), []);
@@ -206,7 +170,7 @@ fn narrow_smm_writes_are_dropped_never_merged() {
 
 #[test]
 fn garbage_at_any_width_and_offset_never_panics() {
-    let mut m = Machine::new();
+    let mut m = machine();
     for in_smm in [true, false] {
         m.in_smm = in_smm;
         for port in SmbaseController::PORT..SmbaseController::PORT + SmbaseController::WINDOW_LEN {

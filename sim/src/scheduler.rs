@@ -314,13 +314,7 @@ impl Scheduler {
         self.cycles[index] = report.cycle;
         self.events.append(&mut report.events);
         for (at, ipi) in report.outbox {
-            self.sequence += 1;
-            let key = QueueKey {
-                at,
-                source: ipi.source.0,
-                sequence: self.sequence,
-            };
-            self.queue.insert(key, ipi);
+            self.post_message(at, ipi);
         }
         match report.stop {
             StopReason::HardReset => {
@@ -341,8 +335,8 @@ impl Scheduler {
         self.resets += 1;
     }
 
-    /// Puts a message from the platform on the APIC bus, due at `at` (a scenario's soft
-    /// reset sends INIT to everyone this way).
+    /// Puts a message on the APIC bus, due at `at`: the cores' IPIs, and the platform's
+    /// (a scenario's soft reset sends INIT to everyone this way).
     pub fn post_message(&mut self, at: Cycle, ipi: Ipi) {
         self.sequence += 1;
         let key = QueueKey {

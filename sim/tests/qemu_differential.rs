@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{qemu_like, run_builtin, TempFile};
+use common::{qemu_like, qemu_q35, run_builtin, TempFile};
 use smmsim::cpu::smm::Profile;
 use smmsim::{MachineConfig, RunEnd};
 
@@ -19,34 +19,10 @@ const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Console bytes and exit status of `image` under QEMU.
 fn run_qemu(image: &[u8], cpus: u32) -> (Vec<u8>, i32) {
-    let qemu = "qemu-system-x86_64";
-    if Command::new(qemu).arg("--version").output().is_err() {
-        panic!("{qemu} is not installed; install it with `apt-get install -y qemu-system-x86`");
-    }
     let bios = TempFile::with_bytes(".bin", image);
     let console = TempFile::with_bytes(".out", &[]);
-    let mut child = Command::new(qemu)
-        .args([
-            "-machine",
-            "q35,smm=on",
-            "-m",
-            "128M",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-no-reboot",
-            "-bios",
-        ])
-        .arg(&bios.0)
+    let mut child = qemu_q35(&bios.0, &console.0)
         .args(["-smp", &cpus.to_string()])
-        .arg("-debugcon")
-        .arg(format!("file:{}", console.0.display()))
-        .args([
-            "-global",
-            "isa-debugcon.iobase=0x402",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=4",
-        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

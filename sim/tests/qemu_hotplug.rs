@@ -23,10 +23,10 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{firmware_dir, Captured, TempFile};
+use common::{firmware_dir, qemu_q35, Captured, TempFile};
 use serde_json::{json, Value};
 use smmsim::scenario::Scenario;
 use smmsim::scenario_run::run_scenario;
@@ -123,19 +123,6 @@ impl Qmp {
     }
 }
 
-/// Fails with an install hint unless QEMU can be run.
-fn require_qemu() {
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        panic!(
-            "qemu-system-x86_64 is not installed; install it with `apt-get install -y qemu-system-x86`"
-        );
-    }
-}
-
 /// Reads the console file; a missing file (QEMU not started yet) reads empty.
 fn console_text(path: &PathBuf) -> String {
     String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
@@ -144,36 +131,17 @@ fn console_text(path: &PathBuf) -> String {
 /// Boots `boot` with `events` hot-plug events and the `redirect` handshake, adds `adds` CPUs
 /// back to back once it is ready, and returns the console and QEMU's exit status.
 fn run_hot_add(adds: usize) -> (String, i32) {
-    require_qemu();
     let image = smmsim_firmware::find("boot")
         .expect("built-in boot image")
         .bytes;
     let bios = TempFile::with_bytes(".bin", image);
     let console = TempFile::with_bytes(".out", &[]);
     let socket = SocketPath::new(&format!("add{adds}"));
-    let mut command = Command::new("qemu-system-x86_64");
+    let mut command = qemu_q35(&bios.0, &console.0);
     command
         .args([
-            "-machine",
-            "q35,smm=on",
-            "-m",
-            "128M",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-no-reboot",
             "-smp",
             SMP,
-            "-bios",
-        ])
-        .arg(&bios.0)
-        .arg("-debugcon")
-        .arg(format!("file:{}", console.0.display()))
-        .args([
-            "-global",
-            "isa-debugcon.iobase=0x402",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=4",
             "-fw_cfg",
             &format!("name=opt/smmsim/hotplug-events,string={adds}"),
             "-fw_cfg",

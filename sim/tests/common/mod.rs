@@ -91,3 +91,43 @@ pub fn qemu_like(cpus: u32) -> MachineConfig {
 pub fn firmware_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware-images")
 }
+
+/// The QEMU binary the differential tests compare against.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Fails the test, saying what to install, when QEMU is missing (tests never skip silently).
+pub fn require_qemu() {
+    if Command::new(QEMU).arg("--version").output().is_err() {
+        panic!("{QEMU} is not installed; install it with `apt-get install -y qemu-system-x86`");
+    }
+}
+
+/// A QEMU command for the reference machine: q35 with SMM, 128 MiB, no default devices or
+/// display, `bios` as firmware, its debug console (port 0x402) into `console` and the
+/// debug-exit device at 0xF4, as PLATFORM.md's ports say. Callers add `-smp` and the rest.
+pub fn qemu_q35(bios: &std::path::Path, console: &std::path::Path) -> Command {
+    require_qemu();
+    let mut command = Command::new(QEMU);
+    command
+        .args([
+            "-machine",
+            "q35,smm=on",
+            "-m",
+            "128M",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-bios",
+        ])
+        .arg(bios)
+        .arg("-debugcon")
+        .arg(format!("file:{}", console.display()))
+        .args([
+            "-global",
+            "isa-debugcon.iobase=0x402",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+        ]);
+    command
+}
