@@ -71,7 +71,9 @@ pub const IMAGES: &[BuiltinImage] = &[
                   hot-remove events with the strategy named in the opt/smmsim/* fw_cfg files \
                   (smbase-smram, controller, formula, max-cpus), then takes one broadcast SMI \
                   in which every online CPU reports its SMBASE; prints the features, TSEG and \
-                  one \"cpu APIC-ID smbase SMBASE\" line per CPU",
+                  one \"cpu APIC-ID smbase SMBASE\" line per CPU. Up to 4096 possible CPUs \
+                  (as many as TSEG has 8 KiB tiles for: 2041 with 16 MiB), in x2APIC mode \
+                  above 255",
     },
 ];
 

@@ -27,6 +27,25 @@
 ; One failure is deliberately not detected: the `ovmf` handshake under QEMU TCG (and smmsim's
 ; `qemu` profile) hangs in SMM, see "Hot-add, strategy smbase-smram" below.
 ;
+; Limits: maxcpus (fw_cfg key 0x000F) up to 4096 and every APIC ID below 4096 (error 2);
+; every per-CPU table is sized for 4096. TSEG must reach the end of the last slot's save
+; area, maxcpus * 0x2000 + 0xE000 bytes (see step 2), so the default 16 MiB extended TSEG
+; holds at most 2041 CPUs and 4096 need 33 MiB; beyond that step 2 prints
+;   boot: TSEG of 16 MiB holds the SMBASE tiles of at most 2041 CPUs, maxcpus is 4096
+; and exits with 4. QEMU 7.2 TCG itself refuses more than 255 CPUs ("requires kernel
+; irqchip and X2APIC API support"), so everything above 255 is checked in smmsim only.
+;
+; APIC mode and APIC IDs: with maxcpus up to 255 and every APIC ID below 255 the CPUs stay in
+; xAPIC mode (MMIO at 0xFEE00000), as before. Otherwise xAPIC's 8-bit destinations cannot
+; reach every CPU, so - as edk2's MpInitLib decides - the BSP switches to x2APIC mode before
+; it starts the APs (IA32_APIC_BASE bit 10, MSR 0x1B), each AP switches as it starts, and a
+; hot-added CPU as it comes online; IPIs then go through the 64-bit ICR MSR 0x830
+; (destination in bits 63:32), also from SMM. Every CPU reads its APIC ID the way edk2's
+; GetInitialApicId does (mp.inc MP_INITIAL_APIC_ID): CPUID leaf 0xB EDX when leaf 0xB exists
+; and reports a non-zero EBX[15:0], else leaf 1 EBX[31:24]; the boot code, the APs and every
+; SMI handler use that one source. (No check of CPUID.1:ECX[21], the x2APIC feature flag:
+; edk2 does not check it either when it forces x2APIC for more than 255 CPUs.)
+;
 ; Configuration: optional fw_cfg files (QEMU: -fw_cfg name=opt/smmsim/NAME,string=VALUE),
 ; ASCII, trailing newline / CR / blanks ignored. A value not listed is error 8.
 ;   opt/smmsim/strategy        smbase-smram (default) | controller | formula | max-cpus
@@ -73,11 +92,19 @@
 ;   legacy mode; the first write switches to the modern block), command 0, read command data
 ;   2 - 0 means modern (all ones: no block; the legacy bitmap reads bit 0 set). Then walk
 ;   selectors 0, 1, ... with command 0 in force (command data reads the selector while it
-;   names a possible CPU, 0 past the last one), counting "enabled"; a second walk with command
-;   3 reads each APIC ID and clears stale insert events of present CPUs (QEMU keeps events
-;   across a reset; they are boot CPUs now). After a hard reset QEMU's key 0x0005 does not
-;   count hot-added CPUs, so the block decides; key 0x0005 is only the fallback when the
-;   block is missing (then no hot-plug is possible).
+;   names a possible CPU, 0 past the last one), counting the boot CPUs: "enabled" without a
+;   pending insert event; a second walk with command 3 in force reads each APIC ID (into an
+;   APIC ID -> selector map; an ID listed twice or of 4096 or more is error 2). After a hard
+;   reset QEMU's key 0x0005 does not count hot-added CPUs, so the block decides; key 0x0005
+;   is only the fallback when the block is missing (then no hot-plug is possible). Then the
+;   APIC mode is chosen (see "APIC mode and APIC IDs" above).
+;   A CPU with a pending insert event is not a boot CPU: it was hot-added and the guest has
+;   not served it yet - with maxcpus in the thousands the walks alone take milliseconds, and
+;   a CPU plugged meanwhile (before or after the walk passes its selector) must still come
+;   online through step 7. So the boot steps never wake, relocate or report it, its insert
+;   event stays, and step 7 serves it like any other (controller and formula first relocate
+;   it, step 6). (QEMU keeps insert events across a reset; a CPU hot-added before a reset
+;   whose event was never cleared is therefore served as a hot-add again, not booted.)
 ;
 ; Step 1, SMI features (OVMF SmiFeatures): find `etc/smi/supported-features`,
 ;   `etc/smi/requested-features` and `etc/smi/features-ok` in the fw_cfg file directory,
@@ -107,9 +134,15 @@
 ;   open TSEG), so everything that goes into TSEG is written before T_EN is set.
 ;
 ; Step 3, SMBASE relocation (SDM §32.11 "SMBASE Relocation"; OVMF SmmRelocation):
-;   * The APs are started with INIT-SIPI-SIPI (as mp-hello) into a trampoline that records
-;     the APIC ID and parks the AP in `cli; hlt`; an SMI still wakes a halted CPU. With the
-;     hot-plug block, every APIC ID that answers must be one the block lists as present.
+;   * The APs are started with INIT-SIPI-SIPI into a trampoline that marks its APIC ID in a
+;     "started" bitmap (LOCK BTS; a CPU started twice parks at once), switches to x2APIC mode
+;     if the BSP did, counts itself as arrived and parks in `cli; hlt`; an SMI still wakes a
+;     halted CPU. With the hot-plug block the INIT, the SIPI and the second SIPI each go to
+;     every boot AP by APIC ID (all INITs, the delay, all SIPIs, ...), so a CPU hot-added
+;     meanwhile stays in wait-for-SIPI for step 7; without the block they are broadcast (all
+;     excluding self, as mp-hello). Once all have arrived the BSP reads the bitmap in
+;     ascending order: the APIC-ID table in slot order, whatever the arrival order, in
+;     O(APIC IDs). With the block, every APIC ID that answered must be a boot CPU's.
 ;   * Slots: smbase-smram and max-cpus give slot i to the i-th present CPU in ascending
 ;     APIC-ID order (QEMU's BSP has APIC ID 0, so it is slot 0); controller and formula give
 ;     slot a to APIC ID a, for every possible APIC ID (0 .. maxcpus - 1). SMBASE(slot) =
@@ -120,7 +153,8 @@
 ;   * The relocation handler is copied to 0x38000 (default SMBASE 0x30000 + 0x8000). For
 ;     each present CPU's slot - APs in slot order, the BSP last - the BSP writes the new
 ;     SMBASE into a mailbox in normal RAM, sends the CPU a directed SMI IPI (ICR delivery mode
-;     010, physical destination; the BSP uses the "self" shorthand) and waits. The handler
+;     010, physical destination, x2APIC: through MSR 0x830; the BSP uses the "self"
+;     shorthand) and waits. The handler
 ;     reads the revision ID at SMBASE + 0xFEFC to pick the layout (AMD64: SMBASE field at
 ;     0xFF00; Intel 32-bit: 0xFEF8), writes the new SMBASE there, reports its APIC ID and
 ;     revision, sets a done flag and executes RSM, which loads the new SMBASE.
@@ -134,12 +168,13 @@
 ;     return to but the park loop, which ap_after_reloc re-enters. For the BSP the flag is
 ;     enough: the BSP's own wait loop can only see it after its RSM.
 ;
-; Step 4, entry stubs: before T_EN is set, the BSP clears the SMRAM report table at the TSEG
-;   base, copies the slot table (slot -> APIC ID or free) and the monarch's settings
-;   (strategy, handshake, CPU counts) into TSEG, and copies `smi_stub` to SMBASE(i) + 0x8000
-;   for every assigned slot (present CPUs; controller and formula: every possible CPU),
-;   patching in the slot number and the TSEG base. Then T_EN closes TSEG. SMM code reads its
-;   settings from TSEG only, never from normal RAM.
+; Step 4, entry stubs: before T_EN is set, the BSP copies the slot table (slot -> APIC ID or
+;   free) and the monarch's settings (strategy, handshake, CPU counts, APIC mode) into TSEG,
+;   and copies `smi_stub` (by dwords) to SMBASE(i) + 0x8000 for every assigned slot (present
+;   CPUs; controller and formula: every possible CPU, up to 4096 copies), patching in the slot
+;   number and the TSEG base. Each copy ends in its slot's SMRAM report pair (APIC ID,
+;   SMBASE; all ones until step 8). Then T_EN closes TSEG. SMM code reads its settings from
+;   TSEG only, never from normal RAM.
 ;
 ; Step 4b, hot-add machinery (OVMF CpuHotplugSmm), after relocation, while the default-SMBASE
 ;   window is still plain RAM: the first SMI handler replaces the relocation handler at
@@ -161,6 +196,14 @@
 ;   in normal RAM and a flag the guest waits for (PLATFORM.md "When an SMI lands").
 ;
 ; Step 6, strategy work right after boot:
+;   controller and formula, first: the platform gives a hot-added CPU its SMBASE from the
+;     controller at the moment it plugs it, so a CPU hot-added while the firmware booted (an
+;     insert event pending, step 0) kept 0x30000. Before its first controller write, in the
+;     same APM 0x05 SMI, the monarch relocates each such CPU to SMBASE(APIC ID) exactly as
+;     smbase-smram relocates a hot-added CPU (mailbox, first SMI handler, the configured
+;     handshake, the pen); step 7 then onlines it. Not covered: a CPU plugged during the
+;     programming SMI itself gets SMBASE(a) if its entry was already written, else 0x30000,
+;     and the monarch cannot tell which.
 ;   controller: APM 0x05; the monarch writes SMBASE(a) for every possible APIC ID a into the
 ;     SMBASE controller (0x0EE0 APIC-ID selector, 0x0EE4 SMBASE, read back), then sets LOCK in
 ;     control (0x0EE8) and reads it back. The controller refuses writes from outside SMM.
@@ -191,7 +234,8 @@
 ;     waits until it reads absent, frees its slot (smbase-smram only) and lists it; the
 ;     guest prints "cpu X removed". CPU 0 (the BSP) is never removed.
 ;
-; Hot-add, strategy smbase-smram (monarch, in SMM): scan selectors 0 .. possible - 1 for
+; Hot-add, strategy smbase-smram (monarch, in SMM): walk the CPUs with an event (command 0
+;   from selector 0 up, as the guest's scan; the monarch's removal pass does the same) for
 ;   "enabled + insert event" CPUs whose APIC ID has no slot; for each, strictly one at a
 ;   time: take the first free slot, install its entry stub, write SMBASE(slot) into the
 ;   mailbox (+8), clear about-to-leave (+21) and the pen's last byte, then
@@ -218,29 +262,33 @@
 ;
 ; Step 8: one broadcast SMI (0x00 to port 0xB2). Every CPU enters its stub at its own
 ;   SMBASE + 0x8000; the stub reads its SMBASE from the save area and its APIC ID from CPUID,
-;   stores the pair in the SMRAM table at its slot, copies the pair from there to the
+;   stores the pair in its copy's report pair in SMRAM, copies the pair from there to the
 ;   normal-RAM result mailbox (non-SMM code cannot read SMRAM after the lock), increments
 ;   the acknowledgement counter and executes RSM. The BSP waits for one acknowledgement per
 ;   online CPU, checks every online slot's pair against the slot's APIC ID and SMBASE(slot)
 ;   and prints the lines above. Step 9: on-done.
 ;
-; Memory (normal RAM, all below 1 MiB, none in 0x30000-0x4FFFF which becomes SMRAM):
+; Memory (normal RAM, all below 0xA0000, none in 0x30000-0x4FFFF which becomes SMRAM; the
+; tables hold 4096 entries, of which maxcpus are used):
 ;   0x07000          BSP stack top (grows down)
 ;   0x08000-0x08FFF  AP trampoline (SIPI vector 0x08), incl. ap_after_reloc
 ;   0x09000-0x09FFF  variables, relocation mailbox, fw_cfg DMA descriptor and scratch
 ;   0x0A000-0x0AFFF  post-SMM pen (SIPI vector 0x0A); its last byte is the "left SMM" flag
 ;   0x0B000-0x0BFFF  AP online stub (SIPI vector 0x0B, a far jump into the image); stack
-;   0x0C000-0x0CFFF  APIC-ID table, hot-plug block snapshot, event lists, slot tables
-;   0x0D000-0x0D7FF  result mailbox: per slot (APIC ID, SMBASE), written from SMM in step 8
-;   0x0E000-0x0EC0F  monarch reply: status, relocated (APIC ID, slot), removed APIC IDs
+;   0x0C000-0x0C1FF  "started" bitmap, one bit per APIC ID (set by real-mode APs, DS = 0)
+;   0x10000-0x25FFF  boot APIC IDs, selector -> APIC ID, slot -> APIC ID, APIC ID -> selector
+;                    and -> slot maps, insert / remove lists, present and online flags
+;   0x50000-0x57FFF  result mailbox: per slot (APIC ID, SMBASE), written from SMM in step 8
+;   0x58000-0x6400F  monarch reply: status, relocated (APIC ID, slot), removed APIC IDs
 ; Default-SMBASE window (SMRAM after step 5):
 ;   0x30000          hot-add mailbox        0x38000  relocation handler, then first SMI handler
 ;   0x3FE00-0x3FFFF  save area of SMBASE 0x30000       0x40000-0x4FFFF  monarch stack
 ; SMRAM (TSEG, top of low RAM):
-;   TSEG + 0x0000    report table: per slot (APIC ID, SMBASE), 8 bytes, up to 256 slots
-;   TSEG + 0x0800    slot table: per slot the APIC ID, or all ones for a free slot
-;   TSEG + 0x0C00    monarch settings
-;   TSEG + 0x8000 + i * 0x2000   slot i's entry stub (= SMBASE(i) + 0x8000)
+;   TSEG + 0x0000    slot table: per slot the APIC ID, or all ones for a free slot (16 KiB)
+;   TSEG + 0x4000    monarch settings
+;   TSEG + 0x8000 + i * 0x2000   slot i's entry stub (= SMBASE(i) + 0x8000), ending in its
+;                    report pair (APIC ID, SMBASE)
+;   TSEG + 0xFE00 + i * 0x2000   slot i's save area; the last ends at maxcpus * 0x2000 + 0xE000
 ;
 ; The BSP runs in 32-bit protected mode with flat segments (for the xAPIC at 0xFEE00000 and
 ; TSEG); the APs stay in real mode below 1 MiB; the SMI handlers run in SMM's 16-bit mode.
@@ -283,8 +331,10 @@ APM_CMD_REPORT      equ 0x00        ; the 0xB2 value of the final broadcast SMI
 
 SIPI_VECTOR         equ 0x08
 IPI_DELAY_PAUSES    equ 1000        ; stands in for the SDM's 10 ms / 200 us (see mp-hello)
-MAX_CPUS            equ 255         ; xAPIC: 8-bit APIC IDs, 0xFF is the broadcast ID
-SLOT_COUNT          equ MAX_CPUS + 1        ; entries of every per-slot table
+MAX_CPUS            equ 4096        ; maxcpus limit: smmsim's (QEMU 7.2's q35 stops at 288)
+APIC_ID_LIMIT       equ 4096        ; every APIC ID is below this: sizes the APIC-ID maps
+XAPIC_ID_LIMIT      equ 255         ; xAPIC: 8-bit APIC IDs, 0xFF is the broadcast ID
+SLOT_COUNT          equ MAX_CPUS    ; entries of every per-slot table
 PAGE_SIZE           equ 0x1000
 
 ; --- configuration (opt/smmsim/*; values are indexes into the name tables at the end) ------
@@ -302,9 +352,9 @@ DECIMAL_MAX_DIGITS  equ 9           ; keeps a parsed number below 2^32
 ; --- RAM layout (see the header) -------------------------------------------------------------
 TRAMPOLINE_ADDR     equ SIPI_VECTOR << 12
 VARS                equ 0x9000
-VAR_TICKET          equ VARS + 0x00     ; dd: next APIC-ID table index for an AP
+VAR_BAD_APIC        equ VARS + 0x00     ; dd: an AP's APIC ID >= APIC_ID_LIMIT (0 = none)
 VAR_ARRIVED         equ VARS + 0x04     ; dd: APs that stored their APIC ID
-VAR_NCPUS           equ VARS + 0x08     ; dd: N, the present CPUs (hot-plug block or key 5)
+VAR_NCPUS           equ VARS + 0x08     ; dd: N, the boot CPUs (hot-plug block or key 5)
 VAR_MAXCPUS         equ VARS + 0x0C     ; dd: fw_cfg key 0x000F = number of SMBASE slots
 VAR_BSP_APIC        equ VARS + 0x10     ; dd
 VAR_BSP_SLOT        equ VARS + 0x14     ; dd
@@ -324,7 +374,7 @@ VAR_RELOC_APIC      equ VARS + 0x4C     ; dd: APIC ID the handler ran on
 VAR_RELOC_REV       equ VARS + 0x50     ; dd: revision ID it read
 VAR_RELOC_LEFT      equ VARS + 0x54     ; dd: an AP stores its APIC ID here after RSM
 VAR_ACKS            equ VARS + 0x60     ; dd: step 8 acknowledgements
-VAR_STARTED         equ VARS + 0x80     ; 256 bits: APIC ID has taken a ticket
+VAR_X2APIC          equ VARS + 0x80     ; dd: 1 = the CPUs run in x2APIC mode (step 0)
 DMA_DESC            equ VARS + 0xC0     ; FWCfgDmaAccess (16 bytes)
 FWCFG_ENTRY         equ VARS + 0x100    ; one 64-byte directory entry
 VAR_STRATEGY        equ VARS + 0x140    ; dd: STRATEGY_*
@@ -352,24 +402,33 @@ PEN_ARRIVED         equ 1
 ONLINE_VECTOR       equ 0x0B            ; the guest's AP online stub
 ONLINE_ADDR         equ ONLINE_VECTOR << 12
 ONLINE_STACK_TOP    equ ONLINE_ADDR + PAGE_SIZE     ; one AP is onlined at a time
-TABLES              equ 0xC000          ; 0xC000-0xCFFF, cleared at start
-APIC_TABLE          equ 0xC000          ; dd[256]: boot APIC IDs, arrival order, then sorted
-POSSIBLE_APIC       equ 0xC400          ; dd[256]: selector -> APIC ID (hot-plug block)
-POSSIBLE_PRESENT    equ 0xC800          ; db[256]: selector -> 1 if present at boot
-INS_LIST            equ 0xC900          ; db[256]: selectors with an insert event
-REM_LIST            equ 0xCA00          ; db[256]: selectors with a remove event
-SLOT_ONLINE         equ 0xCB00          ; db[256]: slot -> 1 if its CPU is online
-SLOT_APIC           equ 0xCC00          ; dd[256]: slot -> APIC ID or SLOT_FREE (guest's copy)
-TABLES_END          equ 0xD000
-RESULTS             equ 0xD000          ; (dd APIC ID, dd SMBASE)[256]
+VAR_STARTED         equ 0xC000          ; APIC_ID_LIMIT bits: the APIC ID has started
+VAR_STARTED_END     equ VAR_STARTED + APIC_ID_LIMIT / 8
+; The per-CPU tables, each for MAX_CPUS slots / selectors or APIC_ID_LIMIT APIC IDs; only
+; 32-bit code (the BSP, SMM) reads them. Cleared at start (APIC_SELECTOR / APIC_SLOT: to
+; MAP_NONE, SLOT_APIC: to SLOT_FREE).
+TABLES              equ 0x10000
+APIC_TABLE          equ 0x10000         ; dd[N]: boot APIC IDs, ascending
+POSSIBLE_APIC       equ 0x14000         ; dd[possible]: selector -> APIC ID (hot-plug block)
+SLOT_APIC           equ 0x18000         ; dd[maxcpus]: slot -> APIC ID or SLOT_FREE (guest's copy)
+APIC_SELECTOR       equ 0x1C000         ; dw[APIC_ID_LIMIT]: APIC ID -> selector or MAP_NONE
+APIC_SLOT           equ 0x1E000         ; dw[APIC_ID_LIMIT]: APIC ID -> slot or MAP_NONE
+INS_LIST            equ 0x20000         ; dw[]: selectors with an insert event
+REM_LIST            equ 0x22000         ; dw[]: selectors with a remove event
+POSSIBLE_PRESENT    equ 0x24000         ; db[possible]: selector -> 1 if present at boot
+SLOT_ONLINE         equ 0x25000         ; db[maxcpus]: slot -> 1 if its CPU is online
+TABLES_END          equ 0x26000
+MAP_NONE            equ 0xFFFF          ; APIC_SELECTOR / APIC_SLOT: no such selector / slot
+RESULTS             equ 0x50000         ; (dd APIC ID, dd SMBASE)[maxcpus]
 ; monarch reply (normal RAM; written from SMM, read after VAR_HP_ACK)
-REPLY               equ 0xE000
+REPLY               equ 0x58000
 REPLY_STATUS        equ REPLY + 0x00    ; dd: HP_*
 REPLY_COUNT         equ REPLY + 0x04    ; dd: CPUs relocated / controller entries written
 REPLY_NREMOVED      equ REPLY + 0x08    ; dd
 REPLY_ERR_APIC      equ REPLY + 0x0C    ; dd: the APIC ID an error is about
-REPLY_RELOC         equ REPLY + 0x10    ; (dd APIC ID, dd slot)[256]
-REPLY_REMOVED       equ REPLY + 0x810   ; dd[256]
+REPLY_RELOC         equ REPLY + 0x10    ; (dd APIC ID, dd slot)[maxcpus]
+REPLY_REMOVED       equ REPLY_RELOC + 8 * MAX_CPUS      ; dd[maxcpus]
+REPLY_END           equ REPLY_REMOVED + 4 * MAX_CPUS
 RELOC_HANDLER_ADDR  equ SMM_DEFAULT_SMBASE + SMM_ENTRY_OFFSET   ; 0x38000
 FIRST_SMI_HANDLER_ADDR equ RELOC_HANDLER_ADDR   ; takes over 0x38000 after step 3
 SMM_STACK_SEG       equ 0x4000          ; monarch stack: 0x40000-0x4FFFF (SMRAM after step 5)
@@ -383,28 +442,57 @@ HP_ERR_CTRL_TABLE   equ 3               ; the SMBASE controller did not take a v
 HP_ERR_CTRL_LOCK    equ 4               ; ... or did not lock
 EJECT_POLL_LIMIT    equ 100000          ; status reads before an eject counts as failed
 
-; SMRAM layout, offsets from the TSEG base
-SMRAM_TABLE_OFF     equ 0x0000          ; (dd APIC ID, dd SMBASE)[256]
-SLOT_TABLE_OFF      equ 0x0800          ; dd[256]: APIC ID or SLOT_FREE
-G_STRATEGY          equ 0x0C00          ; dd: monarch settings, copied in step 4
-G_HANDSHAKE         equ 0x0C04
-G_POSSIBLE          equ 0x0C08          ; dd: controller entries / hot-plug selectors
-G_MAXCPUS           equ 0x0C0C          ; dd: slots
-G_CPUHP             equ 0x0C10          ; dd: 1 = the hot-plug block exists
+; SMRAM layout, offsets from the TSEG base. Below TILE_BUFFER_OFF nothing else lives: the
+; first entry stub is at + 0x8000, the first save area at + 0xFE00.
+SLOT_TABLE_OFF      equ 0x0000          ; dd[maxcpus]: APIC ID or SLOT_FREE
+G_STRATEGY          equ 0x4000          ; dd: monarch settings, copied in step 4
+G_HANDSHAKE         equ 0x4004
+G_POSSIBLE          equ 0x4008          ; dd: controller entries / hot-plug selectors
+G_MAXCPUS           equ 0x400C          ; dd: slots
+G_CPUHP             equ 0x4010          ; dd: 1 = the hot-plug block exists
+G_X2APIC            equ 0x4014          ; dd: 1 = IPIs go through the x2APIC ICR MSR
+G_END               equ 0x4018
 TILE_BUFFER_OFF     equ 0x8000          ; SMBASE(i) = TSEG base + TILE_BUFFER_OFF + i * 0x2000 - 0x8000
+; TSEG must reach the end of the last slot's save area: SMBASE(maxcpus - 1) + 0x10000 =
+; TSEG base + maxcpus * 0x2000 + TSEG_TILE_SLACK.
+TSEG_TILE_SLACK     equ TILE_BUFFER_OFF - SMM_TILE_SIZE + SMM_ENTRY_OFFSET
 SLOT_FREE           equ 0xFFFFFFFF
 ONLINE_NONE         equ 0xFFFFFFFF      ; VAR_ONLINE_FLAG value that matches no APIC ID
 
-%if APIC_TABLE + 4 * SLOT_COUNT > POSSIBLE_APIC || SLOT_APIC + 4 * SLOT_COUNT > TABLES_END
+%if APIC_TABLE + 4 * SLOT_COUNT > POSSIBLE_APIC || POSSIBLE_APIC + 4 * MAX_CPUS > SLOT_APIC
  %error "the RAM tables overlap"
 %endif
-%if SMRAM_TABLE_OFF + 8 * SLOT_COUNT > SLOT_TABLE_OFF || SLOT_TABLE_OFF + 4 * SLOT_COUNT > G_STRATEGY
+%if SLOT_APIC + 4 * SLOT_COUNT > APIC_SELECTOR || APIC_SELECTOR + 2 * APIC_ID_LIMIT > APIC_SLOT
+ %error "the RAM tables overlap"
+%endif
+%if APIC_SLOT + 2 * APIC_ID_LIMIT > INS_LIST || INS_LIST + 2 * MAX_CPUS > REM_LIST
+ %error "the RAM tables overlap"
+%endif
+%if REM_LIST + 2 * MAX_CPUS > POSSIBLE_PRESENT || POSSIBLE_PRESENT + MAX_CPUS > SLOT_ONLINE
+ %error "the RAM tables overlap"
+%endif
+%if SLOT_ONLINE + SLOT_COUNT > TABLES_END || TABLES_END > SMM_DEFAULT_SMBASE
+ %error "the RAM tables overlap each other or the default-SMBASE window"
+%endif
+%if RESULTS < SMM_DEFAULT_SMBASE + 0x20000 || RESULTS + 8 * SLOT_COUNT > REPLY
+ %error "the result mailbox overlaps the default-SMBASE window or the reply"
+%endif
+%if REPLY_END > 0xA0000
+ %error "the monarch reply must stay in conventional memory"
+%endif
+%if APIC_SLOT != APIC_SELECTOR + 2 * APIC_ID_LIMIT
+ %error "the start-up code fills both APIC-ID maps with one string store"
+%endif
+%if APIC_TABLE + 4 * APIC_ID_LIMIT > POSSIBLE_APIC || MAX_CPUS > MAP_NONE
+ %error "the APIC-ID maps cannot hold every APIC ID / slot"
+%endif
+%if SLOT_TABLE_OFF + 4 * SLOT_COUNT > G_STRATEGY || G_END > TILE_BUFFER_OFF
  %error "the SMRAM tables overlap"
 %endif
-%if REPLY_REMOVED + 4 * SLOT_COUNT > REPLY + PAGE_SIZE || OPT_BUF + OPT_FILE_MAX > VARS + PAGE_SIZE
- %error "the reply or the variables overflow their page"
+%if OPT_BUF + OPT_FILE_MAX > VARS + PAGE_SIZE
+ %error "the variables overflow their page"
 %endif
-%if ONLINE_STACK_TOP > 0x10000 || TABLES_END > 0x10000
+%if ONLINE_STACK_TOP > 0x10000 || VAR_STARTED_END > 0x10000 || VAR_STARTED < ONLINE_ADDR + PAGE_SIZE
  %error "real-mode code addresses these with 16-bit offsets"
 %endif
 
@@ -450,6 +538,9 @@ pm_entry:
         mov     edi, VARS
         mov     ecx, PAGE_SIZE / 4
         rep stosd                       ; all variables start at 0
+        mov     edi, VAR_STARTED
+        mov     ecx, (VAR_STARTED_END - VAR_STARTED) / 4
+        rep stosd                       ; no APIC ID started
         mov     edi, TABLES
         mov     ecx, (TABLES_END - TABLES) / 4
         rep stosd                       ; no CPU online, no events
@@ -457,6 +548,9 @@ pm_entry:
         mov     edi, SLOT_APIC
         mov     ecx, SLOT_COUNT
         rep stosd                       ; every slot free
+        mov     edi, APIC_SELECTOR      ; both APIC-ID maps: MAP_NONE (all ones) everywhere
+        mov     ecx, (2 * 2 * APIC_ID_LIMIT) / 4
+        rep stosd
 
 ; === Step 0: fw_cfg present? CPU counts, configuration, the hot-plug block =====================
         mov     ax, FW_CFG_SIGNATURE
@@ -477,7 +571,7 @@ pm_entry:
         mov     ecx, [VAR_BOOT_COUNT]
         test    ecx, ecx
         jz      .bad_count
-        cmp     ecx, eax                ; N <= maxcpus <= MAX_CPUS
+        cmp     ecx, eax                ; N <= maxcpus <= MAX_CPUS (4096)
         ja      .bad_count
         cmp     eax, MAX_CPUS
         jbe     .count_ok
@@ -494,6 +588,13 @@ pm_entry:
         call    read_config
         call    cpuhp_probe
         call    check_config
+        ; APIC mode: x2APIC when xAPIC's 8-bit destinations cannot reach every possible CPU -
+        ; maxcpus above 255, or an APIC ID of 255 or more (cpuhp_probe) - as edk2's MpInitLib
+        ; decides; else xAPIC, as before.
+        cmp     dword [VAR_MAXCPUS], XAPIC_ID_LIMIT
+        jbe     .apic_mode_chosen
+        mov     dword [VAR_X2APIC], 1
+.apic_mode_chosen:
 
 ; === Step 1: SMI feature negotiation =========================================================
         mov     esi, ROMA(name_supported)
@@ -628,15 +729,27 @@ pm_entry:
 .tseg_fits_ram:
         sub     ebx, eax
         mov     [VAR_TSEG_BASE], ebx
-        ; ...and hold the tiles of every possible CPU: the last one ends at
-        ; SMBASE(maxcpus - 1) + 0x10000 = TSEG + TILE_BUFFER_OFF + (maxcpus - 1) * 0x2000 + 0x8000.
+        ; ...and hold the tiles of every possible CPU: the last one's save area ends at
+        ; SMBASE(maxcpus - 1) + 0x10000 = TSEG + TILE_BUFFER_OFF + (maxcpus - 1) * 0x2000 + 0x8000
+        ; = TSEG + maxcpus * 0x2000 + TSEG_TILE_SLACK (16 MiB: at most 2041 CPUs).
         mov     ecx, [VAR_MAXCPUS]
-        dec     ecx
         shl     ecx, 13
-        add     ecx, TILE_BUFFER_OFF + SMM_ENTRY_OFFSET
+        add     ecx, TSEG_TILE_SLACK
         cmp     ecx, eax
         jbe     .tseg_fits_cpus
-        FAIL    4, "TSEG too small for maxcpus SMBASE tiles"
+        PRINT   "boot: TSEG of "
+        shr     eax, 20
+        call    dec32_32
+        PRINT   " MiB holds the SMBASE tiles of at most "
+        mov     eax, [VAR_TSEG_SIZE]
+        sub     eax, TSEG_TILE_SLACK
+        shr     eax, 13
+        call    dec32_32
+        PRINT   " CPUs, maxcpus is "
+        mov     eax, [VAR_MAXCPUS]
+        call    dec32_32
+        NEWLINE
+        EXIT    4
 .tseg_fits_cpus:
         ; Default-SMBASE window: query; QEMU answers 0x01 (still RAM, lockable).
         mov     eax, MCH_REG(MCH_F_SMBASE)
@@ -692,31 +805,39 @@ pm_entry:
 
 ; === Step 3a: start the APs, learn the APIC IDs, assign slots ================================
         MP_COPY_TRAMPOLINE
-        mov     dword [VAR_TICKET], 1   ; index 0 is the BSP's
-        MP_APIC_ID
+        MP_INITIAL_APIC_ID
         mov     [VAR_BSP_APIC], ebx
-        mov     [APIC_TABLE], ebx
+        mov     eax, ebx
+        cmp     eax, APIC_ID_LIMIT
+        jae     bad_apic_id
         bts     [VAR_STARTED], ebx
+        cmp     dword [VAR_X2APIC], 0
+        je      .xapic
+        call    enter_x2apic
+        jmp     .apic_enabled
+.xapic:
         mov     dword [APIC_SVR], APIC_SVR_ENABLE_FF
+.apic_enabled:
         cmp     dword [VAR_NCPUS], 1
         je      .aps_arrived
+        cmp     dword [VAR_CPUHP], 0
+        jne     .directed
         MP_INIT_SIPI_SIPI send_ipi_shorthand, ICR_INIT_ALL_BUT_SELF, ICR_SIPI_ALL_BUT_SELF | SIPI_VECTOR
+        jmp     .aps_started
+.directed:
+        MP_INIT_SIPI_SIPI ipi_to_boot_aps, ICR_INIT_PHYSICAL, ICR_SIPI_PHYSICAL | SIPI_VECTOR
+.aps_started:
         MP_WAIT_APS VAR_ARRIVED
 .aps_arrived:
-        ; Insertion sort: slot order = ascending APIC ID, independent of arrival order.
-        MP_SORT_APIC_TABLE
+        call    collect_boot_apic_ids   ; slot order = ascending APIC ID, not arrival order
         call    check_boot_apic_ids
         call    assign_boot_slots
 
 ; === Step 4: fill TSEG while it is open, then close it (T_EN) ================================
         mov     ebx, [VAR_TSEG_BASE]
-        lea     edi, [ebx + SMRAM_TABLE_OFF]
-        mov     ecx, 2 * SLOT_COUNT
-        mov     eax, 0xFFFFFFFF         ; "no report" until a stub writes its slot
-        rep stosd
         mov     esi, SLOT_APIC          ; the slot table, as assigned
         lea     edi, [ebx + SLOT_TABLE_OFF]
-        mov     ecx, SLOT_COUNT
+        mov     ecx, [VAR_MAXCPUS]
         rep movsd
         mov     eax, [VAR_STRATEGY]     ; the monarch's settings
         mov     [ebx + G_STRATEGY], eax
@@ -728,6 +849,8 @@ pm_entry:
         mov     [ebx + G_MAXCPUS], eax
         mov     eax, [VAR_CPUHP]
         mov     [ebx + G_CPUHP], eax
+        mov     eax, [VAR_X2APIC]
+        mov     [ebx + G_X2APIC], eax
         xor     edx, edx                ; slot
 .install_stub:
         cmp     dword [SLOT_APIC + edx * 4], SLOT_FREE
@@ -886,7 +1009,7 @@ pm_entry:
         movzx   eax, byte [SLOT_ONLINE + edx]
         add     ecx, eax
         inc     edx
-        cmp     edx, SLOT_COUNT
+        cmp     edx, [VAR_MAXCPUS]
         jb      .count_online
         mov     dword [VAR_ACKS], 0
         mov     al, APM_CMD_REPORT
@@ -1072,9 +1195,10 @@ bad_opt_value:
         NEWLINE
         EXIT    8
 
-; cpuhp_probe: counts the CPUs through the ACPI CPU hot-plug block (see the header, step 0).
-; Out: VAR_CPUHP, VAR_POSSIBLE, VAR_NCPUS, POSSIBLE_APIC, POSSIBLE_PRESENT. Without the modern
-; block: VAR_NCPUS = fw_cfg key 0x0005, VAR_POSSIBLE = maxcpus. Leaves CPU 0 selected.
+; cpuhp_probe: counts the boot CPUs through the ACPI CPU hot-plug block (see the header, step
+; 0). Out: VAR_CPUHP, VAR_POSSIBLE, VAR_NCPUS, POSSIBLE_APIC, APIC_SELECTOR, POSSIBLE_PRESENT
+; (boot CPUs only), VAR_X2APIC = 1 if an APIC ID needs it. Without the modern block:
+; VAR_NCPUS = fw_cfg key 0x0005, VAR_POSSIBLE = maxcpus. Leaves CPU 0 selected.
 ; Clobbers EAX EBX ECX EDX ESI EDI.
 cpuhp_probe:
         mov     eax, [VAR_BOOT_COUNT]
@@ -1105,8 +1229,9 @@ cpuhp_probe:
 .count:
         mov     dx, CPUHP_STATUS
         in      al, dx
-        test    al, CPUHP_ST_ENABLED
-        jz      .absent
+        and     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        cmp     al, CPUHP_ST_ENABLED
+        jne     .absent                 ; absent, or hot-added: left to step 7
         inc     ecx
         mov     byte [POSSIBLE_PRESENT + ebx], 1
 .absent:
@@ -1123,26 +1248,31 @@ cpuhp_probe:
         mov     [VAR_POSSIBLE], ebx
         mov     [VAR_NCPUS], ecx
         jecxz   .bad_count
-        ; Pass 2: APIC IDs (command 3); stale insert events of present CPUs are cleared.
+        ; Pass 2: APIC IDs. Command 3 stays in force while the selector moves.
         xor     ebx, ebx
-.ids:
         call    cpuhp_select_32
-        mov     esi, eax                ; ESI = status
         call    cpuhp_apic_id_32
+.ids:
+        mov     eax, ebx
+        mov     dx, CPUHP_SELECTOR
+        out     dx, eax
+        mov     dx, CPUHP_CMD_DATA
+        in      eax, dx
         mov     edi, eax                ; EDI = APIC ID bits 31:0
         mov     dx, CPUHP_CMD_DATA2
         in      eax, dx                 ; bits 63:32
         test    eax, eax
         jnz     .bad_apic
-        cmp     edi, MAX_CPUS
+        cmp     edi, APIC_ID_LIMIT
         jae     .bad_apic
+        cmp     word [APIC_SELECTOR + edi * 2], MAP_NONE
+        jne     .twice
+        mov     [APIC_SELECTOR + edi * 2], bx
         mov     [POSSIBLE_APIC + ebx * 4], edi
-        and     esi, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
-        cmp     esi, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
-        jne     .no_stale_event
-        mov     al, CPUHP_CTL_CLEAR_INSERT
-        call    cpuhp_control_32
-.no_stale_event:
+        cmp     edi, XAPIC_ID_LIMIT
+        jb      .xapic_id
+        mov     dword [VAR_X2APIC], 1   ; xAPIC cannot address it
+.xapic_id:
         inc     ebx
         cmp     ebx, [VAR_POSSIBLE]
         jb      .ids
@@ -1151,21 +1281,44 @@ cpuhp_probe:
 .done:
         ret
 .bad_count:
-        FAIL    2, "CPU hot-plug block: no present CPU, or more than 255 possible"
+        FAIL    2, "CPU hot-plug block: no present CPU, or more than 4096 possible"
 .bad_apic:
         PRINT   "boot: CPU hot-plug block: APIC ID of selector "
         PHEX32  ebx
-        PRINTLN " is not below 255"
+        PRINTLN " is not below 4096"
+        EXIT    2
+.twice:
+        PRINT   "boot: CPU hot-plug block: APIC ID "
+        PHEX32  edi
+        PRINTLN " is listed twice"
         EXIT    2
 
 ; check_config: the combinations the configuration and the machine must satisfy (errors 2,
-; 8, 10, 11 with a line naming the rule). Clobbers EAX.
+; 8, 10, 11 with a line naming the rule). Clobbers EAX EBX.
 check_config:
         mov     eax, [VAR_NCPUS]
         cmp     eax, [VAR_MAXCPUS]
         jbe     .fits
         FAIL    2, "more present CPUs than maxcpus"
 .fits:
+        ; controller, formula: slot = APIC ID, so every possible CPU's APIC ID needs a slot.
+        cmp     dword [VAR_STRATEGY], STRATEGY_CONTROLLER
+        je      .slot_per_apic
+        cmp     dword [VAR_STRATEGY], STRATEGY_FORMULA
+        jne     .slots_ok
+.slot_per_apic:
+        xor     ebx, ebx                ; selector (none without the block)
+.possible_apic:
+        cmp     ebx, [VAR_POSSIBLE]
+        jae     .slots_ok
+        cmp     dword [VAR_CPUHP], 0
+        je      .slots_ok
+        mov     eax, [POSSIBLE_APIC + ebx * 4]
+        cmp     eax, [VAR_MAXCPUS]
+        jae     assign_boot_slots.bad_apic
+        inc     ebx
+        jmp     .possible_apic
+.slots_ok:
         cmp     dword [VAR_EVENTS], 0
         je      .events_ok
         cmp     dword [VAR_CPUHP], 0
@@ -1250,6 +1403,86 @@ print_strategy_line:
 .out:
         ret
 
+; enter_x2apic: the BSP's switch to x2APIC mode (ENTER_X2APIC_MODE), then the software
+; enable through the SVR MSR, as the xAPIC path does through the page. Clobbers EAX ECX EDX.
+enter_x2apic:
+        ENTER_X2APIC_MODE
+        mov     ecx, MSR_X2APIC_SVR
+        mov     eax, APIC_SVR_ENABLE_FF
+        xor     edx, edx
+        wrmsr
+        ret
+
+; collect_boot_apic_ids: once every AP has arrived, APIC_TABLE[0 .. N-1] = the APIC IDs set
+; in VAR_STARTED, ascending - the slot order, whatever the arrival order. Error 2 for an AP
+; whose APIC ID the bitmap cannot hold, for more started CPUs than counted, and in xAPIC mode
+; for an APIC ID that needs x2APIC (only possible without the hot-plug block, which lists
+; every APIC ID before the APs start). Clobbers EAX EBX ECX EDX ESI.
+collect_boot_apic_ids:
+        mov     eax, [VAR_BAD_APIC]
+        test    eax, eax
+        jnz     bad_apic_id
+        xor     ecx, ecx                ; ECX = entries so far
+        xor     edx, edx                ; EDX = bit number of the bitmap dword's bit 0
+.dword:
+        mov     esi, edx
+        shr     esi, 3
+        mov     ebx, [VAR_STARTED + esi]
+.bit:
+        bsf     eax, ebx
+        jz      .next_dword
+        btr     ebx, eax
+        add     eax, edx                ; EAX = APIC ID
+        cmp     ecx, [VAR_NCPUS]
+        jae     .too_many
+        mov     [APIC_TABLE + ecx * 4], eax
+        inc     ecx
+        cmp     dword [VAR_X2APIC], 0
+        jne     .bit
+        cmp     eax, XAPIC_ID_LIMIT
+        jb      .bit
+        PRINT   "boot: APIC ID "
+        PHEX32  eax
+        PRINTLN " needs x2APIC mode, but maxcpus is below 256"
+        EXIT    2
+.next_dword:
+        add     edx, 32
+        cmp     edx, APIC_ID_LIMIT
+        jb      .dword
+        ret
+.too_many:
+        FAIL    2, "more CPUs answered the INIT-SIPI-SIPI than were counted"
+
+; ipi_to_boot_aps: EAX = ICR low (no shorthand): sends it to every boot AP - each CPU step 0
+; counted as present, but the BSP - by APIC ID. Unlike the broadcast it leaves alone a CPU
+; hot-added while the firmware boots, which must stay in wait-for-SIPI for step 7.
+; Preserves all registers.
+ipi_to_boot_aps:
+        push    ebx
+        push    ecx
+        xor     ebx, ebx                ; selector
+.next:
+        cmp     byte [POSSIBLE_PRESENT + ebx], 0
+        je      .skip
+        mov     ecx, [POSSIBLE_APIC + ebx * 4]
+        cmp     ecx, [VAR_BSP_APIC]
+        je      .skip
+        call    send_ipi
+.skip:
+        inc     ebx
+        cmp     ebx, [VAR_POSSIBLE]
+        jb      .next
+        pop     ecx
+        pop     ebx
+        ret
+
+; bad_apic_id: EAX = an APIC ID too large for the tables. Prints it, exits with 2.
+bad_apic_id:
+        PRINT   "boot: APIC ID "
+        PHEX32  eax
+        PRINTLN " is not below 4096"
+        EXIT    2
+
 ; check_boot_apic_ids: with the hot-plug block, every APIC ID that answered the boot
 ; INIT-SIPI-SIPI must belong to a CPU the block lists as present (else error 2).
 ; Clobbers EAX EBX ECX.
@@ -1283,21 +1516,22 @@ assign_boot_slots:
         je      .by_apic
         cmp     dword [VAR_STRATEGY], STRATEGY_FORMULA
         je      .by_apic
-        xor     ecx, ecx
+        xor     edx, edx
 .by_index:
-        mov     eax, [APIC_TABLE + ecx * 4]
-        mov     [SLOT_APIC + ecx * 4], eax
-        mov     byte [SLOT_ONLINE + ecx], 1
-        inc     ecx
-        cmp     ecx, [VAR_NCPUS]
+        mov     eax, [APIC_TABLE + edx * 4]
+        call    set_slot_apic
+        mov     byte [SLOT_ONLINE + edx], 1
+        inc     edx
+        cmp     edx, [VAR_NCPUS]
         jb      .by_index
         jmp     .bsp
 .by_apic:
-        xor     ecx, ecx
+        xor     edx, edx
 .every:
-        mov     [SLOT_APIC + ecx * 4], ecx
-        inc     ecx
-        cmp     ecx, [VAR_MAXCPUS]
+        mov     eax, edx
+        call    set_slot_apic
+        inc     edx
+        cmp     edx, [VAR_MAXCPUS]
         jb      .every
         xor     ecx, ecx
 .present:
@@ -1320,16 +1554,13 @@ assign_boot_slots:
         EXIT    2
 
 ; selector_of_apic: EAX = APIC ID -> EBX = its hot-plug selector, CF = 0; unknown: CF = 1.
+; (APIC_SELECTOR, filled by cpuhp_probe.)
 selector_of_apic:
-        xor     ebx, ebx
-.scan:
-        cmp     ebx, [VAR_POSSIBLE]
+        cmp     eax, APIC_ID_LIMIT
         jae     .none
-        cmp     [POSSIBLE_APIC + ebx * 4], eax
-        je      .found
-        inc     ebx
-        jmp     .scan
-.found:
+        movzx   ebx, word [APIC_SELECTOR + eax * 2]
+        cmp     ebx, MAP_NONE
+        je      .none
         clc
         ret
 .none:
@@ -1337,20 +1568,34 @@ selector_of_apic:
         ret
 
 ; slot_of_apic: EAX = APIC ID -> EDX = its slot in SLOT_APIC, CF = 0; none: CF = 1.
+; (APIC_SLOT, which set_slot_apic and free_slot keep in step with SLOT_APIC.)
 slot_of_apic:
-        xor     edx, edx
-.scan:
-        cmp     edx, [VAR_MAXCPUS]
+        cmp     eax, APIC_ID_LIMIT
         jae     .none
-        cmp     [SLOT_APIC + edx * 4], eax
-        je      .found
-        inc     edx
-        jmp     .scan
-.found:
+        movzx   edx, word [APIC_SLOT + eax * 2]
+        cmp     edx, MAP_NONE
+        je      .none
         clc
         ret
 .none:
         stc
+        ret
+
+; set_slot_apic: EDX = slot, EAX = APIC ID (below APIC_ID_LIMIT): slot EDX belongs to it.
+; Preserves all registers.
+set_slot_apic:
+        mov     [SLOT_APIC + edx * 4], eax
+        mov     [APIC_SLOT + eax * 2], dx
+        ret
+
+; free_slot: EDX = slot: no APIC ID owns it any more. Preserves all registers but EAX.
+free_slot:
+        mov     eax, [SLOT_APIC + edx * 4]
+        mov     dword [SLOT_APIC + edx * 4], SLOT_FREE
+        cmp     eax, SLOT_FREE
+        je      .done
+        mov     word [APIC_SLOT + eax * 2], MAP_NONE
+.done:
         ret
 
 ; install_stub: EDX = slot. Copies smi_stub to SMBASE(slot) + 0x8000 in (open) TSEG and patches
@@ -1364,8 +1609,8 @@ install_stub:
         add     edi, [VAR_TSEG_BASE]
         add     edi, TILE_BUFFER_OFF    ; = SMBASE(slot) + 0x8000
         mov     esi, ROMA(smi_stub)
-        mov     ecx, smi_stub_end - smi_stub
-        rep movsb                       ; EDI ends at the copy's end
+        mov     ecx, (smi_stub_end - smi_stub) / 4
+        rep movsd                       ; EDI ends at the copy's end
         mov     [edi - (smi_stub_end - smi_stub_slot)], edx
         mov     eax, [VAR_TSEG_BASE]
         mov     [edi - (smi_stub_end - smi_stub_tseg)], eax
@@ -1397,11 +1642,9 @@ relocate_slot:
         je      .self
         ; An AP: come back through ap_after_reloc, which reports after RSM.
         mov     dword [VAR_RELOC_RESUME], ap_after_reloc - ap_trampoline
-        mov     eax, ebx
-        shl     eax, APIC_ICR_DEST_SHIFT
-        mov     [APIC_ICR_HIGH], eax
-        mov     dword [APIC_ICR_LOW], ICR_SMI_PHYSICAL
-        call    wait_icr_idle
+        mov     eax, ICR_SMI_PHYSICAL
+        mov     ecx, ebx
+        call    send_ipi
 .wait_ap:
         cmp     [VAR_RELOC_LEFT], ebx
         je      .check
@@ -1410,9 +1653,8 @@ relocate_slot:
 .self:
         ; The BSP: return where interrupted, i.e. into the loop below.
         mov     dword [VAR_RELOC_RESUME], 0
-        mov     dword [APIC_ICR_HIGH], 0
-        mov     dword [APIC_ICR_LOW], ICR_SMI_SELF
-        call    wait_icr_idle
+        mov     eax, ICR_SMI_SELF
+        call    send_ipi_shorthand
 .wait_self:
         cmp     dword [VAR_RELOC_DONE], 1
         je      .check
@@ -1508,7 +1750,7 @@ hotplug_smi:
         jae     .done
         mov     eax, [REPLY_RELOC + ecx * 8]        ; APIC ID
         mov     edx, [REPLY_RELOC + ecx * 8 + 4]    ; its slot
-        mov     [SLOT_APIC + edx * 4], eax
+        call    set_slot_apic
         inc     ecx
         jmp     .merge
 .done:
@@ -1563,7 +1805,7 @@ finish_removals:
         mov     byte [SLOT_ONLINE + edx], 0
         cmp     dword [VAR_STRATEGY], STRATEGY_SMBASE_SMRAM
         jne     .forgotten              ; the other strategies keep the slot's SMBASE
-        mov     dword [SLOT_APIC + edx * 4], SLOT_FREE
+        call    free_slot
 .forgotten:
         inc     ecx
         jmp     .next
@@ -1603,14 +1845,14 @@ scan_events:
         test    cl, CPUHP_ST_INSERT
         jz      .not_insert
         mov     eax, [VAR_NINS]
-        mov     [INS_LIST + eax], bl
+        mov     [INS_LIST + eax * 2], bx
         inc     dword [VAR_NINS]
         jmp     .advance
 .not_insert:
         test    cl, CPUHP_ST_REMOVE
         jz      .advance
         mov     eax, [VAR_NREM]
-        mov     [REM_LIST + eax], bl
+        mov     [REM_LIST + eax * 2], bx
         inc     dword [VAR_NREM]
 .advance:
         inc     ebx
@@ -1633,7 +1875,7 @@ handle_inserts:
 .next:
         cmp     esi, [VAR_NINS]
         jae     .done
-        movzx   ebx, byte [INS_LIST + esi]
+        movzx   ebx, word [INS_LIST + esi * 2]
         call    cpuhp_select_32
         call    cpuhp_apic_id_32
         mov     edi, eax                ; EDI = APIC ID
@@ -1679,7 +1921,7 @@ handle_removals:
 .next:
         cmp     esi, [VAR_NREM]
         jae     .finish
-        movzx   ebx, byte [REM_LIST + esi]
+        movzx   ebx, word [REM_LIST + esi * 2]
         call    cpuhp_select_32
         call    cpuhp_apic_id_32
         mov     edi, eax                ; EDI = APIC ID
@@ -1717,13 +1959,13 @@ online_cpu:
         mov     ecx, eax
         mov     dword [VAR_ONLINE_FLAG], ONLINE_NONE
         mov     eax, ICR_INIT_PHYSICAL
-        call    send_ipi_dest
+        call    send_ipi
         call    ipi_delay
         mov     eax, ICR_SIPI_PHYSICAL | ONLINE_VECTOR
-        call    send_ipi_dest
+        call    send_ipi
         call    ipi_delay
         mov     eax, ICR_SIPI_PHYSICAL | ONLINE_VECTOR
-        call    send_ipi_dest
+        call    send_ipi
 .wait:
         cmp     [VAR_ONLINE_FLAG], ecx
         je      .up
@@ -1734,21 +1976,41 @@ online_cpu:
         pop     eax
         ret
 
-; send_ipi_dest: EAX = ICR low (no shorthand), ECX = destination APIC ID. Preserves all
-; registers.
-send_ipi_dest:
+; send_ipi_shorthand: EAX = ICR low with a destination shorthand (no destination). Preserves
+; all registers.
+send_ipi_shorthand:
+        push    ecx
+        xor     ecx, ecx
+        call    send_ipi
+        pop     ecx
+        ret
+
+; send_ipi: EAX = ICR low, ECX = destination APIC ID (0 with a shorthand). xAPIC: ICR high
+; (destination in bits 31:24), then ICR low, which sends; then wait for idle delivery status.
+; x2APIC: one WRMSR of the 64-bit ICR (MSR 0x830, destination in bits 63:32), which has no
+; delivery status to wait for (SDM Vol. 3A "x2APIC Interrupt Command Register").
+; Preserves all registers.
+send_ipi:
+        cmp     dword [VAR_X2APIC], 0
+        jne     .x2apic
         push    ecx
         shl     ecx, APIC_ICR_DEST_SHIFT
         mov     [APIC_ICR_HIGH], ecx
         mov     [APIC_ICR_LOW], eax
         pop     ecx
         jmp     wait_icr_idle
+.x2apic:
+        push    eax
+        push    ecx
+        push    edx
+        mov     edx, ecx
+        mov     ecx, MSR_X2APIC_ICR
+        wrmsr
+        pop     edx
+        pop     ecx
+        pop     eax
+        ret
 
-; send_ipi_shorthand: EAX = ICR low with a destination shorthand.
-send_ipi_shorthand:
-        mov     dword [APIC_ICR_HIGH], 0
-        mov     [APIC_ICR_LOW], eax
-        ; fall through
 ; wait_icr_idle: until the delivery-status bit reads idle (QEMU always reads idle).
 wait_icr_idle:
         test    dword [APIC_ICR_LOW], APIC_ICR_BUSY
@@ -1991,13 +2253,27 @@ gdt_end:
 ; Real mode, CS = 0x0800 (base 0x8000), IP = 0; only relative jumps and DS-relative data.
         MODE    16
 ap_trampoline:
-        ; DS = 0, EBX = APIC ID; at most once per APIC ID (else park); then the ticket:
-        ; EAX = this AP's table index.
-        MP_AP_TAKE_TICKET .park, eax
-        mov     di, ax
-        shl     di, 2
-        mov     [APIC_TABLE + di], ebx
-        lock inc dword [VAR_ARRIVED]    ; only after the store: the BSP may now read it
+        ; DS = 0, EBX = APIC ID. An APIC ID the bitmap cannot hold is reported instead of
+        ; marked. Else at most once per APIC ID (LOCK BTS: a CPU started twice parks), switch
+        ; to x2APIC mode if the BSP did, and only then count as arrived: the BSP then reads
+        ; the "started" bitmap.
+        cli
+        cld
+        xor     ax, ax
+        mov     ds, ax
+        MP_INITIAL_APIC_ID
+        cmp     ebx, APIC_ID_LIMIT
+        jb      .id_fits
+        mov     [VAR_BAD_APIC], ebx
+        jmp     .arrived
+.id_fits:
+        lock bts [VAR_STARTED], ebx
+        jc      .park
+        cmp     dword [VAR_X2APIC], 0
+        je      .arrived
+        ENTER_X2APIC_MODE
+.arrived:
+        lock inc dword [VAR_ARRIVED]
 .park:
         MP_AP_PARK                      ; an SMI wakes the CPU; RSM returns after the HLT
 
@@ -2006,7 +2282,7 @@ ap_trampoline:
 ap_after_reloc:
         xor     ax, ax
         mov     ds, ax
-        MP_APIC_ID
+        MP_INITIAL_APIC_ID
         mov     [VAR_RELOC_LEFT], ebx
         jmp     ap_trampoline.park
 ap_trampoline_end:
@@ -2020,9 +2296,7 @@ ap_trampoline_end:
 ; Reads the mailbox in normal RAM (DS base 0, 32-bit addresses), answers there, and RSMs.
         MODE    16
 reloc_handler:
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24
+        MP_INITIAL_APIC_ID
         mov     [dword VAR_RELOC_APIC], ebx
         SMM_SAVE_MAP_FIELDS             ; EAX = revision; SI/DI/BX = field offsets; ZF = AMD64
         setz    cl                      ; CL = 1: 8-byte RIP
@@ -2060,9 +2334,10 @@ ap_online_stub:
         jmp     ROMSEG:ap_online
 ap_online_stub_end:
 
-; ap_online: real mode, interrupts off. Prints "cpu X online" under the console spinlock,
-; stores the APIC ID in VAR_ONLINE_FLAG for the BSP and parks; an SMI wakes it and RSM
-; returns into the park loop. One CPU is onlined at a time, so the stack is shared.
+; ap_online: real mode, interrupts off. Switches to x2APIC mode if the boot CPUs run in it,
+; prints "cpu X online" under the console spinlock, stores the APIC ID in VAR_ONLINE_FLAG for
+; the BSP and parks; an SMI wakes it and RSM returns into the park loop. One CPU is onlined
+; at a time, so the stack is shared.
 ap_online:
         cli
         cld
@@ -2071,7 +2346,11 @@ ap_online:
         mov     es, ax
         mov     ss, ax
         mov     sp, ONLINE_STACK_TOP
-        MP_APIC_ID                      ; EBX = APIC ID
+        cmp     dword [VAR_X2APIC], 0
+        je      .apic_mode_set
+        ENTER_X2APIC_MODE               ; a no-op for a CPU re-added with INIT only
+.apic_mode_set:
+        MP_INITIAL_APIC_ID              ; EBX = APIC ID
         CONSOLE_LOCK
         PRINT   "cpu "
         PHEX32  ebx
@@ -2103,9 +2382,7 @@ pen_end:
 ; restart off), sets about-to-leave and RSMs, which loads the new SMBASE. No stack.
         MODE    16
 first_smi_handler:
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24                 ; EBX = APIC ID (CPUID.1:EBX[31:24])
+        MP_INITIAL_APIC_ID              ; EBX = APIC ID (as the monarch's gate holds it)
 .gate:
         cmp     dword [dword MBOX_GATE_HI], 0
         jne     .closed
@@ -2190,18 +2467,15 @@ smi_stub:
 stub_rsm:
         rsm
 
-; stub_report: reports (APIC ID, SMBASE) into the SMRAM table at this slot, copies the pair to
-; the normal-RAM result mailbox, acknowledges, RSMs. No stack.
+; stub_report: reports (APIC ID, SMBASE) into this stub copy's report pair in SMRAM, copies
+; the pair to the normal-RAM result mailbox at this slot, acknowledges, RSMs. No stack.
 stub_report:
-        mov     eax, 1
-        cpuid
-        shr     ebx, 24
+        MP_INITIAL_APIC_ID
         mov     ebp, ebx                ; EBP = APIC ID
         SMM_SAVE_MAP_FIELDS             ; SI = SMBASE field offset
         mov     ebx, [cs:si]            ; EBX = SMBASE this CPU entered with
         mov     edi, [cs:STUB(smi_stub_slot)]
-        mov     esi, [cs:STUB(smi_stub_tseg)]
-        lea     esi, [esi + SMRAM_TABLE_OFF + edi * 8]  ; this slot's SMRAM table entry
+        lea     esi, [ebx + STUB(smi_stub_report)]     ; linear address of the report pair
         mov     [esi], ebp
         mov     [esi + 4], ebx
         mov     eax, [esi]              ; the mailbox gets what SMRAM holds
@@ -2226,9 +2500,8 @@ monarch_hotplug:
         jne     .removals
         xor     ebx, ebx                ; EBX = selector
 .add_scan:
-        cmp     ebx, [ds:ebp + G_POSSIBLE]
-        jae     .removals
-        call    cpuhp_select_16
+        call    smm_next_event
+        jc      .removals
         and     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
         cmp     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
         jne     .add_next
@@ -2255,9 +2528,8 @@ monarch_hotplug:
 .removals:
         xor     ebx, ebx
 .rm_scan:
-        cmp     ebx, [ds:ebp + G_POSSIBLE]
-        jae     .ack
-        call    cpuhp_select_16
+        call    smm_next_event
+        jc      .ack
         test    al, CPUHP_ST_FW_REMOVE
         jz      .rm_next
         call    cpuhp_apic_id_16
@@ -2290,6 +2562,44 @@ monarch_hotplug:
         jmp     .rm_scan
 .ack:
         mov     dword [dword VAR_HP_ACK], 1
+        ret
+
+; smm_next_event: EBX = a selector -> EBX = the lowest selector from there up whose CPU has an
+; event (insert, remove or firmware-remove), now selected, EAX = its status, CF = 0; none:
+; CF = 1. Command 0 finds it in one step, as QEMU's AML CSCN and OVMF's QemuCpuhpLib do, so
+; the scans cost what the events cost, not what maxcpus does. EBP = TSEG base. Preserves all
+; other registers.
+smm_next_event:
+        push    ecx
+        push    edx
+        cmp     ebx, [ds:ebp + G_POSSIBLE]
+        jae     .none
+        mov     eax, ebx
+        mov     dx, CPUHP_SELECTOR
+        out     dx, eax
+        mov     al, CPUHP_CMD_NEXT_EVENT
+        mov     dx, CPUHP_COMMAND
+        out     dx, al
+        mov     dx, CPUHP_STATUS
+        xor     eax, eax
+        in      al, dx
+        mov     ecx, eax                ; ECX = status of the CPU now selected
+        test    cl, CPUHP_ST_ANY_EVENT
+        jz      .none                   ; no CPU has an event: the selector did not move
+        mov     dx, CPUHP_CMD_DATA
+        in      eax, dx                 ; the selected CPU
+        cmp     eax, ebx
+        jb      .none                   ; the search wrapped: nothing at or above EBX
+        mov     ebx, eax
+        mov     eax, ecx
+        pop     edx
+        pop     ecx
+        clc
+        ret
+.none:
+        pop     edx
+        pop     ecx
+        stc
         ret
 
 ; smm_slot_of_apic: ESI = APIC ID -> ECX = its slot in the SMRAM slot table, CF = 0; none:
@@ -2338,8 +2648,8 @@ smm_install_stub:
         shl     edi, 13                 ; * SMM_TILE_SIZE
         lea     edi, [edi + ebp + TILE_BUFFER_OFF]
         mov     esi, ROMBASE + smi_stub
-        mov     ecx, smi_stub_end - smi_stub
-        a32 rep movsb                   ; DS = ES = base 0 in SMM; EDI ends at the copy's end
+        mov     ecx, (smi_stub_end - smi_stub) / 4
+        a32 rep movsd                   ; DS = ES = base 0 in SMM; EDI ends at the copy's end
         pop     ecx
         mov     [edi - (smi_stub_end - smi_stub_slot)], ecx
         mov     [edi - (smi_stub_end - smi_stub_tseg)], ebp
@@ -2415,10 +2725,23 @@ smm_open_gate:
         mov     [dword MBOX_GATE_LO], esi
         ret
 
-; smm_send_ipi: EAX = ICR low (no shorthand), ESI = destination APIC ID. Waits for idle
-; delivery status. Preserves all registers.
+; smm_send_ipi: EAX = ICR low (no shorthand), ESI = destination APIC ID, EBP = TSEG base.
+; As send_ipi: in x2APIC mode (G_X2APIC) one WRMSR of the ICR MSR, else ICR high and low
+; through the xAPIC page and a wait for idle delivery status. Preserves all registers.
 smm_send_ipi:
         push    edx
+        cmp     dword [ds:ebp + G_X2APIC], 0
+        je      .xapic
+        push    eax
+        push    ecx
+        mov     edx, esi
+        mov     ecx, MSR_X2APIC_ICR
+        wrmsr
+        pop     ecx
+        pop     eax
+        pop     edx
+        ret
+.xapic:
         mov     edx, esi
         shl     edx, APIC_ICR_DEST_SHIFT
         mov     [dword APIC_ICR_HIGH], edx
@@ -2453,6 +2776,7 @@ monarch_smbase_ctrl:
         xor     eax, eax
         mov     [dword REPLY_STATUS], eax
         mov     [dword REPLY_COUNT], eax
+        call    smm_relocate_early_cpus
         cmp     dword [ds:ebp + G_STRATEGY], STRATEGY_FORMULA
         je      .formula
         cmp     dword [ds:ebp + G_STRATEGY], STRATEGY_CONTROLLER
@@ -2519,13 +2843,44 @@ monarch_smbase_ctrl:
         mov     dword [dword VAR_HP_ACK], 1
         ret
 
+; smm_relocate_early_cpus: controller / formula, before the first write to the SMBASE
+; controller. A CPU hot-added while the firmware booted found no SMBASE there and kept
+; 0x30000; each such CPU still has its insert event (step 0 does not count it as a boot CPU),
+; and none has a slot's SMBASE yet. Each is relocated to SMBASE(slot = APIC ID) through the
+; mailbox and the first SMI handler, with the configured handshake, exactly as smbase-smram
+; relocates a hot-added CPU, and waits in the pen for the guest to online it in step 7.
+; EBP = TSEG base. Clobbers EAX EBX ECX ESI.
+smm_relocate_early_cpus:
+        cmp     dword [ds:ebp + G_CPUHP], 0
+        je      .done
+        xor     ebx, ebx                ; EBX = selector
+.scan:
+        call    smm_next_event
+        jc      .done
+        and     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        cmp     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        jne     .next
+        call    cpuhp_apic_id_16
+        mov     esi, eax                ; ESI = APIC ID = slot (below maxcpus: step 0)
+        mov     ecx, eax
+        call    smm_relocate_new_cpu
+.next:
+        inc     ebx
+        jmp     .scan
+.done:
+        ret
+
         CPUHP_ROUTINES                  ; cpuhp_select_16, cpuhp_apic_id_16, cpuhp_control_16
 
         align   4
 smi_stub_slot:  dd      0               ; patched: slot number
 smi_stub_tseg:  dd      0               ; patched: TSEG base
+smi_stub_report: dd     SLOT_FREE, SLOT_FREE    ; (APIC ID, SMBASE) from step 8; all ones before
 smi_stub_end:
 
+%if (smi_stub_end - smi_stub) % 4
+ %error "the entry stub is copied by dwords"
+%endif
 %if smi_stub_end - smi_stub > SMM_TILE_SIZE - 0x200
  %error "the entry stub must end before the save area of the CPU three tiles below"
 %endif

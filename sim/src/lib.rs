@@ -10,6 +10,7 @@
 //! - [`scheduler`]: quanta, the APIC bus, deterministic and parallel modes;
 //! - [`machine`]: cores, memory and the platform devices wired together and run to an end.
 
+pub mod checker;
 pub mod core_thread;
 pub mod cpu;
 pub mod image;

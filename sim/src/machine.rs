@@ -26,9 +26,10 @@ use smmsim_devices::{
 };
 use smmsim_traces::{Cycle, Cycles, Event, EventKind};
 
+use crate::checker::{CheckSet, Finding};
 use crate::core_thread::{Core, CoreHandle};
 use crate::cpu::decode::{CacheStats, DecodeCache};
-use crate::cpu::smm::{Profile, SaveStateLayout, SmmState};
+use crate::cpu::smm::{Profile, SaveStateLayout, SmmState, DEFAULT_SMBASE};
 use crate::cpu::state::flags;
 use crate::cpu::{Activity, Cpu, CpuStats, Platform, PortWriteOutcome, DEFAULT_IPI_LATENCY_CYCLES};
 use crate::image::FirmwareImage;
@@ -89,6 +90,8 @@ pub struct MachineConfig {
     /// one 8 KiB SMM tile per possible CPU, so machines with more than about 2,000 CPUs need
     /// more (OVMF's documentation gives the same advice).
     pub tseg_mbytes: u16,
+    /// The safety checks run on every run (DESIGN.md §9); all by default.
+    pub checks: CheckSet,
 }
 
 /// Why a machine could not be built.
@@ -137,6 +140,7 @@ impl Default for MachineConfig {
             hotadd_reset: true,
             trace_instructions: false,
             tseg_mbytes: DEFAULT_TSEG_MBYTES,
+            checks: CheckSet::all(),
         }
     }
 }
@@ -245,6 +249,52 @@ pub struct RunReport {
     pub last_post_code: Option<u8>,
     /// TSEG (base, size) as the chipset decodes it at the end, if enabled.
     pub tseg: Option<(u64, u64)>,
+    /// What the safety checker found.
+    pub checks: Checks,
+}
+
+/// The safety checker's results for one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Checks {
+    /// The checks that ran, by name.
+    pub active: Vec<&'static str>,
+    /// Violations by check name (only checks that fired).
+    pub violations: std::collections::BTreeMap<String, u64>,
+    /// The first violations, in order.
+    pub findings: Vec<Finding>,
+}
+
+impl Checks {
+    /// The summary lines about the checker: how many checks ran, what they found, and the
+    /// first few findings.
+    pub fn summary_lines(&self) -> String {
+        let mut out = format!(
+            "  checks      {} active; {} violations",
+            self.active.len(),
+            self.total()
+        );
+        if !self.violations.is_empty() {
+            let by_check: Vec<String> = self
+                .violations
+                .iter()
+                .map(|(check, count)| format!("{count} {check}"))
+                .collect();
+            out.push_str(&format!(" ({})", by_check.join(", ")));
+        }
+        out.push('\n');
+        for finding in self.findings.iter().take(SUMMARY_FINDINGS) {
+            out.push_str(&format!(
+                "  violation   cycle {} cpu {}: {}: {}\n",
+                finding.cycle, finding.cpu, finding.check, finding.detail
+            ));
+        }
+        out
+    }
+
+    /// All violations of the run.
+    pub fn total(&self) -> u64 {
+        self.violations.values().sum()
+    }
 }
 
 impl RunReport {
@@ -298,6 +348,7 @@ impl RunReport {
             "  barriers    {:.3} s of host time in hand-offs and barriers\n",
             self.barrier_time.as_secs_f64()
         ));
+        out.push_str(&self.checks.summary_lines());
         if self.cpus.len() > 1 {
             for cpu in self.cpus.iter().take(SUMMARY_CPU_LINES) {
                 out.push_str(&format!(
@@ -327,6 +378,9 @@ impl RunReport {
         out
     }
 }
+
+/// How many findings the summary lists one by one.
+const SUMMARY_FINDINGS: usize = 8;
 
 /// How many CPUs the summary lists one by one.
 const SUMMARY_CPU_LINES: usize = 16;
@@ -523,6 +577,7 @@ impl MachinePlatform {
     fn set_smram_view(&self, layout: &SmramLayout) {
         let tseg = layout.tseg.map(|range| (range.base, range.size_bytes));
         self.mem.smram().set(tseg, layout.default_smbase_locked);
+        self.mem.smram().set_locked(layout.locked);
     }
 }
 
@@ -644,6 +699,9 @@ impl Machine {
         );
         cpu.set_ipi_latency(config.ipi_latency_cycles);
         cpu.set_trace_instructions(config.trace_instructions);
+        cpu.checks = config.checks;
+        // xAPIC IDs end at 254 (0xFF is the broadcast ID).
+        cpu.x2apic_advertised = config.max_cpus > 255;
         cpu.smm = SmmState::at_reset(config.layout, config.profile);
         let cache = DecodeCache::new(config.timing, config.decode_cache);
         Box::new(Core { cpu, cache })
@@ -696,7 +754,11 @@ impl Machine {
         );
         let platform = Arc::clone(&self.platform);
         let attention = || platform.attention.load(Ordering::Acquire);
-        let mut recorder = Recorder::new(Arc::clone(&self.platform.events), consumer);
+        let mut recorder = Recorder::new(
+            Arc::clone(&self.platform.events),
+            self.config.checks,
+            consumer,
+        );
         let schedule_end = loop {
             let limit = self.actions.front().map_or(u64::MAX, |(at, _)| *at);
             match scheduler.run_until(limit, &attention, &mut recorder) {
@@ -730,6 +792,14 @@ impl Machine {
             ScheduleEnd::CycleLimit => RunEnd::CycleLimit,
         };
         let cycles = cycles.max(self.cores[0].as_ref().map_or(0, |core| core.cpu.cycle));
+        let final_map: Vec<(u32, u64)> = self
+            .cores
+            .iter()
+            .flatten()
+            .map(|core| (core.cpu.apic_id.0, core.cpu.smm.smbase))
+            .collect();
+        let duplicates = recorder.checker().final_map(Cycle(cycles), &final_map);
+        self.platform.events.lock().extend(duplicates);
         self.platform.events.lock().push(Event {
             cycle: Cycle(cycles),
             cpu: 0,
@@ -738,8 +808,16 @@ impl Machine {
             },
         });
         recorder.flush();
+        let checker = recorder.checker();
+        let checks = Checks {
+            active: checker.active().names(),
+            violations: checker.counts.clone(),
+            findings: checker.findings.clone(),
+        };
         let _ = self.platform.console.lock().flush();
-        self.report(end, Cycles(cycles), stats, started.elapsed())
+        let mut report = self.report(end, Cycles(cycles), stats, started.elapsed());
+        report.checks = checks;
+        report
     }
 
     /// Carries out every scheduled action due by now.
@@ -797,6 +875,7 @@ impl Machine {
                 if let Some(smbase) = chipset.smbase_controller().smbase_for(ApicId(*apic_id)) {
                     core.cpu.smm.smbase = u64::from(smbase);
                 }
+                core.cpu.unrelocated_hotadd = core.cpu.smm.smbase == DEFAULT_SMBASE;
                 drop(chipset);
                 core.cpu.cycle = now;
                 scheduler
@@ -931,6 +1010,7 @@ impl Machine {
             smram_blocked: self.platform.mem.smram().blocked(),
             last_post_code: *self.platform.last_post_code.lock(),
             tseg: smram.tseg.map(|range| (range.base, range.size_bytes)),
+            checks: Checks::default(),
         }
     }
 }

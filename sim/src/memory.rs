@@ -86,6 +86,9 @@ pub struct SmramMap {
     tseg_base: AtomicU64,
     tseg_end: AtomicU64,
     default_window_locked: std::sync::atomic::AtomicBool,
+    /// D_LCK: SMRAM's configuration is locked until reset (the checker's "after SMRAM is
+    /// locked").
+    locked: std::sync::atomic::AtomicBool,
     blocked_reads: AtomicU64,
     blocked_writes: AtomicU64,
 }
@@ -105,6 +108,31 @@ impl SmramMap {
             .store(default_window_locked, Ordering::Relaxed);
         self.active
             .store(end > base || default_window_locked, Ordering::Release);
+    }
+
+    /// Records whether firmware has locked SMRAM (MCH D_LCK).
+    pub fn set_locked(&self, locked: bool) {
+        self.locked.store(locked, Ordering::Relaxed);
+    }
+
+    /// Whether firmware has locked SMRAM (MCH D_LCK).
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
+    /// True when all of `[phys, phys + len)` is SMRAM (inside TSEG, or inside the locked
+    /// default-SMBASE window).
+    pub fn contains(&self, phys: u64, len: u64) -> bool {
+        if !self.active.load(Ordering::Acquire) {
+            return false;
+        }
+        let end = phys.saturating_add(len);
+        let inside = |lo: u64, hi: u64| phys >= lo && end <= hi;
+        inside(
+            self.tseg_base.load(Ordering::Relaxed),
+            self.tseg_end.load(Ordering::Relaxed),
+        ) || (self.default_window_locked.load(Ordering::Relaxed)
+            && inside(DEFAULT_SMBASE_WINDOW.start, DEFAULT_SMBASE_WINDOW.end))
     }
 
     /// True when any part of `[phys, phys + len)` is SMRAM.

@@ -7,14 +7,17 @@
 //!    watermark; the recorder adds the platform's, sorts everything by (cycle, CPU) — a
 //!    stable sort, so equal keys keep their recording order, the sequence of DESIGN.md §7 —
 //!    and passes on every event below the watermark. Later events wait for the next round.
-//! 3. Consumers ([`EventConsumer`]) see one ordered stream: the trace file writer
-//!    (`trace_file.rs`), the scenario report (`run_report.rs`).
+//! 3. The safety checker's stream stage (`checker.rs`) looks at the ordered events and
+//!    inserts a violation event after each one that breaks an invariant;
+//! 4. consumers ([`EventConsumer`]) see one ordered stream: the trace file writer
+//!    (`trace_file.rs`), the scenario report (`scenario_run.rs`).
 
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use smmsim_traces::{Cycle, Event};
 
+use crate::checker::{CheckSet, Checker};
 use crate::scheduler::EventSink;
 
 /// Something that watches a run's events in (cycle, CPU, sequence) order.
@@ -45,18 +48,22 @@ impl EventConsumer for Fanout<'_> {
 pub struct Recorder<'a> {
     platform_events: Arc<Mutex<Vec<Event>>>,
     held: Vec<Event>,
+    checker: Checker,
     consumer: &'a mut dyn EventConsumer,
 }
 
 impl<'a> Recorder<'a> {
-    /// A recorder pulling platform events from `platform_events` and feeding `consumer`.
+    /// A recorder pulling platform events from `platform_events`, running the `checks`,
+    /// and feeding `consumer`.
     pub fn new(
         platform_events: Arc<Mutex<Vec<Event>>>,
+        checks: CheckSet,
         consumer: &'a mut dyn EventConsumer,
     ) -> Recorder<'a> {
         Recorder {
             platform_events,
             held: Vec::new(),
+            checker: Checker::new(checks),
             consumer,
         }
     }
@@ -65,8 +72,21 @@ impl<'a> Recorder<'a> {
     pub fn flush(&mut self) {
         self.gather(&mut Vec::new());
         self.held.sort_by_key(Event::order_key);
-        self.consumer.consume(&self.held);
-        self.held.clear();
+        let held = std::mem::take(&mut self.held);
+        self.pass_on(&held);
+    }
+
+    /// The checker, with its counts so far.
+    pub fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    /// Checks `events` and hands them, with any violations, to the consumer.
+    fn pass_on(&mut self, events: &[Event]) {
+        match self.checker.check(events) {
+            Some(with_findings) => self.consumer.consume(&with_findings),
+            None => self.consumer.consume(events),
+        }
     }
 
     fn gather(&mut self, core_events: &mut Vec<Event>) {
@@ -84,8 +104,9 @@ impl EventSink for Recorder<'_> {
         self.held.sort_by_key(Event::order_key);
         let ready = self.held.partition_point(|event| event.cycle < watermark);
         if ready > 0 {
-            self.consumer.consume(&self.held[..ready]);
-            self.held.drain(..ready);
+            let rest = self.held.split_off(ready);
+            let ready = std::mem::replace(&mut self.held, rest);
+            self.pass_on(&ready);
         }
     }
 }
@@ -116,7 +137,7 @@ mod tests {
         let platform = Arc::new(Mutex::new(vec![event(5, 0, EventKind::Init)]));
         let mut collect = Collect(Vec::new());
         {
-            let mut recorder = Recorder::new(Arc::clone(&platform), &mut collect);
+            let mut recorder = Recorder::new(Arc::clone(&platform), CheckSet::all(), &mut collect);
             let mut cores = vec![
                 event(7, 1, EventKind::Halt),
                 event(5, 1, EventKind::Wake),

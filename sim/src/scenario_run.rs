@@ -248,6 +248,8 @@ pub struct ScenarioReport {
     pub smram_blocked: (u64, u64),
     /// Scenario actions the machine could not carry out.
     pub refused_actions: Vec<String>,
+    /// What the safety checker found (DESIGN.md §9).
+    pub checks: crate::machine::Checks,
     /// The expectations and their results.
     pub expectations: Vec<ExpectationResult>,
     /// Whether every expectation passed.
@@ -394,6 +396,7 @@ fn report(
         smram_blocked: run.smram_blocked,
         passed: refused_actions.is_empty() && expectations.iter().all(|e| e.passed),
         refused_actions,
+        checks: run.checks.clone(),
         expectations,
         host_seconds: run.host_time.as_secs_f64(),
     }
@@ -576,6 +579,7 @@ impl ScenarioReport {
                 entry.apic_id, entry.smbase
             ));
         }
+        out.push_str(&self.checks.summary_lines());
         for refused in &self.refused_actions {
             out.push_str(&format!("  refused     {refused}\n"));
         }

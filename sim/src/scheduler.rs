@@ -110,6 +110,9 @@ pub struct Scheduler {
     pub cores: Vec<Option<CoreHandle>>,
     /// The indices of the present CPUs, ascending.
     present: Vec<usize>,
+    /// The cycle each CPU was last plugged in at (0 for CPUs present at reset): a message
+    /// due before then was sent when the CPU was not there, and never reaches it.
+    present_since: Vec<u64>,
     activity: Vec<Activity>,
     cycles: Vec<u64>,
     queue: BTreeMap<QueueKey, Ipi>,
@@ -151,6 +154,7 @@ impl Scheduler {
         Scheduler {
             cores,
             present,
+            present_since: vec![0; count],
             activity,
             cycles: vec![0; count],
             queue: BTreeMap::new(),
@@ -356,6 +360,7 @@ impl Scheduler {
         core.cpu.cycle = core.cpu.cycle.max(self.now);
         self.activity[index] = core.cpu.activity;
         self.cycles[index] = core.cpu.cycle;
+        self.present_since[index] = core.cpu.cycle;
         self.cores[index] = Some(CoreHandle::Idle(core));
         if let Err(position) = self.present.binary_search(&index) {
             self.present.insert(position, index);
@@ -392,7 +397,9 @@ impl Scheduler {
             let (key, ipi) = entry.remove_entry();
             for &target in &self.present {
                 let apic_id = smmsim_devices::ApicId(target as u32);
-                if ipi.destination.includes(apic_id, ipi.source) {
+                if key.at.0 >= self.present_since[target]
+                    && ipi.destination.includes(apic_id, ipi.source)
+                {
                     by_target.entry(target).or_default().push((key.at, ipi));
                 }
             }

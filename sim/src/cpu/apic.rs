@@ -260,6 +260,10 @@ impl Cpu {
         self.state.segs[SegReg::Cs as usize] = Segment::real_mode(selector);
         self.state.rip = 0;
         self.activity = Activity::Running;
+        // With an SMI pending the first thing the CPU does is enter SMM (kvm, sdm).
+        if self.unrelocated_hotadd && !self.smm.smi_pending {
+            self.check_leaving_for_guest_code("SIPI");
+        }
     }
 
     /// Takes the highest-priority pending fixed interrupt through the IVT/IDT.

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use smmsim_devices::{AccessContext, AccessWidth, ApicId, CpuIndex, Ipi, LocalApic, SmiTarget};
 use smmsim_traces::{Cycle, Event};
 
+use crate::checker::CheckSet;
 use crate::memory::GuestMemory;
 use crate::timing::TimingTable;
 use decode::{CodeMode, DecodeCache};
@@ -178,6 +179,15 @@ pub struct Cpu {
     events: Vec<Event>,
     /// Whether every executed instruction is recorded too.
     trace_instructions: bool,
+    /// The safety checks this core runs (`checker.rs`).
+    pub checks: CheckSet,
+    /// Set on a CPU hot-added with the reset SMBASE, until its SMBASE changes: running
+    /// non-SMM code before then is a violation (`unrelocated-cpu-runs`).
+    pub unrelocated_hotadd: bool,
+    /// Whether this SMM stay already reported a fetch outside SMRAM (one finding per stay).
+    smm_fetch_reported: bool,
+    /// Whether CPUID leaf 1 reports x2APIC (machines with APIC IDs above 254).
+    pub x2apic_advertised: bool,
 }
 
 /// Cycles from an IPI's send to its delivery: 1,000 cycles, 0.5 µs at 2 GHz — the order of
@@ -232,6 +242,10 @@ impl Cpu {
             run_until: 0,
             events: Vec::new(),
             trace_instructions: false,
+            checks: CheckSet::default(),
+            unrelocated_hotadd: false,
+            smm_fetch_reported: false,
+            x2apic_advertised: false,
         }
     }
 
@@ -307,7 +321,11 @@ impl Cpu {
             let ip_mask = mode.ip_mask();
             let ip = self.state.rip & ip_mask;
             let phys = self.state.seg(SegReg::Cs).base.wrapping_add(ip) & 0xFFFF_FFFF;
-            if !self.smm.in_smm && mem.smram().covers(phys, 1) {
+            if self.smm.in_smm {
+                if !self.smm_fetch_reported && mem.smram().is_locked() {
+                    self.check_smm_fetch(phys);
+                }
+            } else if mem.smram().covers(phys, 1) {
                 // A non-SMM fetch from closed SMRAM reads all ones; FF FF is an invalid
                 // opcode, so the core takes #UD there, as it would on the chipset.
                 self.note_smram_blocked(phys, false);

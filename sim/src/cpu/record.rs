@@ -12,6 +12,9 @@ use smmsim_devices::{ApicId, DeliveryMode, Destination};
 use smmsim_traces::{Cycle, Event, EventKind};
 
 use super::Cpu;
+use crate::checker::{self, Check};
+use crate::cpu::smm::DEFAULT_SMBASE;
+use crate::cpu::state::SegReg;
 
 /// The destination recorded for an IPI to every APIC, the sender included (broadcast or
 /// the "all including self" shorthand).
@@ -49,6 +52,72 @@ impl Cpu {
     /// Records every instruction from now on (`--trace-instructions`), or stops doing so.
     pub fn set_trace_instructions(&mut self, on: bool) {
         self.trace_instructions = on;
+    }
+
+    /// Records a violation of `check` found on this core, if the check is on.
+    pub(crate) fn record_violation(&mut self, check: Check, detail: String, address: u64) {
+        if self.checks.contains(check) {
+            let event = checker::violation(
+                Cycle(self.cycle),
+                self.index.0,
+                check,
+                detail,
+                address,
+                None,
+            );
+            self.events.push(event);
+        }
+    }
+
+    /// `smm-code-outside-smram`: the block at `phys` is fetched in SMM; SMRAM is locked.
+    #[cold]
+    pub(super) fn check_smm_fetch(&mut self, phys: u64) {
+        if !self.mem.smram().contains(phys, 1) {
+            self.smm_fetch_reported = true;
+            let cs = self.state.seg(SegReg::Cs).selector;
+            let detail = format!(
+                "CPU {} fetched code in SMM at {phys:#x} ({cs:04x}:{:x}), outside SMRAM",
+                self.index.0, self.state.rip
+            );
+            self.record_violation(Check::SmmCodeOutsideSmram, detail, phys);
+        }
+    }
+
+    /// `smbase-outside-smram`: called at SMM entry with the SMBASE in use.
+    pub(super) fn check_smm_entry(&mut self, smbase: u64) {
+        self.smm_fetch_reported = false;
+        let smram = self.mem.smram();
+        if !smram.is_locked() {
+            return;
+        }
+        let area = checker::save_area(smbase);
+        let entry = checker::entry_point(smbase);
+        if !smram.contains(entry, 1) || !smram.contains(area.start, area.end - area.start) {
+            let detail = format!(
+                "CPU {} entered SMM with SMBASE {smbase:#x}: entry point {entry:#x} or save \
+                 area {:#x}..{:#x} is outside SMRAM, which is locked",
+                self.index.0, area.start, area.end
+            );
+            self.record_violation(Check::SmbaseOutsideSmram, detail, smbase);
+        }
+    }
+
+    /// `unrelocated-cpu-runs`: a hot-added CPU still on the reset SMBASE is about to run
+    /// non-SMM code (after a SIPI with no SMI pending, or after an RSM that left its SMBASE
+    /// alone). Reported once per hot-add.
+    pub(super) fn check_leaving_for_guest_code(&mut self, how: &str) {
+        if !self.unrelocated_hotadd || self.smm.smbase != DEFAULT_SMBASE {
+            self.unrelocated_hotadd = false;
+            return;
+        }
+        self.unrelocated_hotadd = false;
+        let cs = self.state.seg(SegReg::Cs).selector;
+        let detail = format!(
+            "hot-added CPU {} runs non-SMM code at {cs:04x}:{:x} after {how} with SMBASE still \
+             {DEFAULT_SMBASE:#x}",
+            self.index.0, self.state.rip
+        );
+        self.record_violation(Check::UnrelocatedCpuRuns, detail, DEFAULT_SMBASE);
     }
 
     /// Takes the events recorded since the last call, in the order they happened.

@@ -574,6 +574,7 @@ impl Cpu {
             smbase: smm.smbase,
             save_area: smm.smbase + SAVE_AREA_START,
         });
+        self.check_smm_entry(smm.smbase);
         self.write_save_area(smm.layout, smm.smbase, extras);
         self.load_smm_entry_state(smm.smbase);
         self.smm.in_smm = true;
@@ -612,6 +613,9 @@ impl Cpu {
         self.stats.rsm_count += 1;
         self.charge(self.timing.rsm);
         self.next_rip = self.state.rip;
+        if self.unrelocated_hotadd {
+            self.check_leaving_for_guest_code("RSM");
+        }
         if extras.auto_halt && smm.profile == Profile::Sdm {
             self.activity = Activity::Halted;
             self.request_stop(StopReason::Halted);

@@ -56,7 +56,11 @@ pub fn nop(_cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
 pub fn cpuid(cpu: &mut Cpu, _d: &Decoded) -> Result<(), Fault> {
     let leaf = cpu.gpr(RAX, 4) as u32;
     let subleaf = cpu.gpr(RCX, 4) as u32;
-    let [a, b, c, d] = cpuid_leaf(leaf, subleaf, cpu.apic_id.0, cpu.apic_base_msr);
+    let mut regs = cpuid_leaf(leaf, subleaf, cpu.apic_id.0, cpu.apic_base_msr);
+    if leaf == 1 && cpu.x2apic_advertised {
+        regs[2] |= LEAF1_ECX_X2APIC;
+    }
+    let [a, b, c, d] = regs;
     cpu.set_gpr(RAX, 4, u64::from(a));
     cpu.set_gpr(RBX, 4, u64::from(b));
     cpu.set_gpr(RCX, 4, u64::from(c));
@@ -75,6 +79,10 @@ const MAX_EXTENDED_LEAF: u32 = 0x8000_000A;
 const LEAF1_EDX: u32 = 0x078B_FBFD;
 /// Leaf 1 ECX of qemu64 under TCG: SSE3, CX16, and the hypervisor bit QEMU always sets.
 const LEAF1_ECX: u32 = 0x8000_2001;
+/// The x2APIC feature bit: QEMU needs `+x2apic` for machines with APIC IDs above 254, so
+/// smmsim sets it on such machines only (qemu64 leaves it clear, and the CPUID differential
+/// test holds smaller machines to that).
+const LEAF1_ECX_X2APIC: u32 = 1 << 21;
 /// The APIC feature bit, cleared while IA32_APIC_BASE has the APIC globally disabled.
 const LEAF1_EDX_APIC: u32 = 1 << 9;
 

@@ -152,6 +152,7 @@ fn condition_holds(cc: usize, f: u64) -> bool {
 mod apic;
 mod arith;
 mod bits;
+mod checks;
 mod control;
 mod data;
 mod faults;
