@@ -55,6 +55,17 @@ impl Check {
         Check::DuplicateSmbase,
     ];
 
+    /// Every check's name, in report order (for error messages listing the valid names).
+    pub const NAMES: [&'static str; 7] = [
+        "save-area-overlap",
+        "smm-code-outside-smram",
+        "smbase-outside-smram",
+        "smram-write-attempt",
+        "controller-write-attempt",
+        "unrelocated-cpu-runs",
+        "duplicate-smbase",
+    ];
+
     /// The stable name scenarios and traces use.
     pub fn name(self) -> &'static str {
         match self {
@@ -492,7 +503,8 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for check in Check::ALL {
+        for (check, name) in Check::ALL.into_iter().zip(Check::NAMES) {
+            assert_eq!(check.name(), name);
             assert_eq!(Check::from_name(check.name()), Some(check));
         }
         assert_eq!(Check::from_name("nope"), None);

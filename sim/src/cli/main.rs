@@ -1,6 +1,7 @@
 //! The `smmsim` command line.
 
 mod boot;
+mod check;
 mod machine_args;
 mod run;
 mod trace;
@@ -60,6 +61,8 @@ interrupt, pause, smi_entry, rsm.")]
     /// Run one scenario file (machine, firmware, timed hot-plug events, expectations) and
     /// report boot time, hot-add latencies, SMIs, SMM time and the final SMBASE map.
     Run(run::RunArgs),
+    /// Run scenarios with the SMM safety checker and list every violation it finds.
+    Check(check::CheckArgs),
     /// Look at a trace file: show, stats, export --format perfetto, timeline, diff.
     #[command(subcommand)]
     Trace(trace::TraceCommand),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => boot::boot(args),
         Command::Run(args) => run::run(args),
         Command::Trace(command) => trace::trace(command),
+        Command::Check(args) => check::check(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("smmsim: error: {error:#}");

@@ -50,6 +50,7 @@ use std::str::FromStr;
 
 pub use error::{EventProblem, Location, Problem, ScenarioError};
 
+use crate::checker::CheckSet;
 use crate::cpu::smm::{Profile, SaveStateLayout};
 use crate::image::{FirmwareImage, ImageError};
 use crate::machine::MachineConfig;
@@ -320,6 +321,8 @@ pub struct Scenario {
     pub events: Vec<ScheduledEvent>,
     /// The expected outcome.
     pub expect: Expectations,
+    /// The safety checks that run (`[check] disable` switches some off).
+    pub checks: CheckSet,
     /// FNV-1a 64 of the file's bytes; see [`Scenario::scenario_hash`].
     source_hash: u64,
 }
@@ -361,6 +364,7 @@ impl Scenario {
             mode: machine.mode,
             ipi_latency_cycles: machine.ipi_latency_cycles,
             tseg_mbytes: machine.tseg_mbytes,
+            checks: self.checks,
             layout: machine.layout,
             profile: machine.profile,
             hotadd_reset: machine.hotadd_reset,

@@ -29,6 +29,16 @@ pub(crate) struct RawScenario {
     pub events: Vec<Spanned<RawEvent>>,
     #[serde(default)]
     pub expect: RawExpect,
+    #[serde(default)]
+    pub check: RawCheck,
+}
+
+/// `[check]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    /// Names of safety checks to switch off.
+    pub disable: Option<Vec<Spanned<String>>>,
 }
 
 /// `[machine]`.

@@ -10,12 +10,15 @@ use std::str::FromStr;
 use toml::Spanned;
 
 use super::error::{ErrorContext, EventProblem, Location, Problem, ScenarioError};
-use super::raw::{RawEvent, RawExpect, RawFirmware, RawGuest, RawMachine, RawScenario, RawSmbase};
+use super::raw::{
+    RawCheck, RawEvent, RawExpect, RawFirmware, RawGuest, RawMachine, RawScenario, RawSmbase,
+};
 use super::units::{self, UnitError};
 use super::{
     fnv1a_64, EventAction, Expectations, FirmwareSource, GuestSettings, Handshake, MachineSettings,
     OnDone, Scenario, ScheduledEvent, SmbaseExpectation, Strategy, UnknownName,
 };
+use crate::checker::{Check, CheckSet};
 use crate::cpu::smm::{Profile, SaveStateLayout};
 use crate::image::{FirmwareImage, ImageError};
 use crate::machine::{MachineConfig, MAX_CPUS};
@@ -41,6 +44,7 @@ pub(crate) fn resolve(text: &str, origin: &Path) -> Result<Scenario, ScenarioErr
     let firmware = firmware(&cx, &raw.firmware)?;
     let events = events(&cx, &raw.events, &machine, &guest)?;
     let expect = expectations(&cx, raw.expect, machine.max_cpus)?;
+    let checks = checks(&cx, &raw.check)?;
     Ok(Scenario {
         name: raw.name.unwrap_or_else(|| default_name(origin)),
         description: raw.description,
@@ -50,8 +54,28 @@ pub(crate) fn resolve(text: &str, origin: &Path) -> Result<Scenario, ScenarioErr
         guest,
         events,
         expect,
+        checks,
         source_hash: fnv1a_64(text.as_bytes()),
     })
+}
+
+/// `[check] disable = [...]`: every safety check but the ones named.
+fn checks(cx: &ErrorContext<'_>, raw: &RawCheck) -> Result<CheckSet, ScenarioError> {
+    let mut set = CheckSet::all();
+    for name in raw.disable.iter().flatten() {
+        let check = Check::from_name(name.get_ref()).ok_or_else(|| {
+            cx.at(
+                name.span(),
+                Problem::UnknownName(UnknownName {
+                    kind: "check",
+                    name: name.get_ref().clone(),
+                    valid: &Check::NAMES,
+                }),
+            )
+        })?;
+        set = set.without(check);
+    }
+    Ok(set)
 }
 
 /// The file stem, or a fixed name when the path has none.
