@@ -18,9 +18,9 @@ use serde::Serialize;
 use smmsim_traces::{Event, EventKind, SmiSource};
 
 use crate::cpu::smm::{SAVE_AREA_START, SMI_ENTRY_OFFSET};
-use crate::machine::{human_nanos, ConsoleSink, MachineAction, RunReport};
+use crate::machine::{human_nanos, ConsoleSink, MachineAction, RunEnd, RunReport};
 use crate::recorder::{EventConsumer, Fanout};
-use crate::scenario::{EventAction, Scenario, SmbaseExpectation};
+use crate::scenario::{EventAction, Scenario, SmbaseExpectation, Verdict};
 use crate::Machine;
 
 /// The console line the guest prints once it is ready for hot-plug events; the end of boot.
@@ -250,6 +250,8 @@ pub struct ScenarioReport {
     pub refused_actions: Vec<String>,
     /// What the safety checker found (DESIGN.md §9).
     pub checks: crate::machine::Checks,
+    /// What the findings mean: blocked, exploitable or hang.
+    pub verdict: Verdict,
     /// The expectations and their results.
     pub expectations: Vec<ExpectationResult>,
     /// Whether every expectation passed.
@@ -397,9 +399,16 @@ fn report(
         passed: refused_actions.is_empty() && expectations.iter().all(|e| e.passed),
         refused_actions,
         checks: run.checks.clone(),
+        verdict: run_verdict(run),
         expectations,
         host_seconds: run.host_time.as_secs_f64(),
     }
+}
+
+/// The safety verdict of a run: its findings, and whether the guest finished it.
+fn run_verdict(run: &RunReport) -> Verdict {
+    let finished = !matches!(run.end, RunEnd::CycleLimit);
+    Verdict::of(&run.checks.violations, finished)
 }
 
 fn nanos(cycles: u64, clock_hz: u64) -> u64 {
@@ -448,6 +457,33 @@ fn check_expectations(
                 String::new()
             } else {
                 format!("present: {present:?}")
+            },
+        });
+    }
+    if let Some(wanted) = expect.verdict {
+        let verdict = run_verdict(run);
+        results.push(ExpectationResult {
+            expected: format!("verdict {}", wanted.name()),
+            passed: verdict == wanted,
+            detail: if verdict == wanted {
+                String::new()
+            } else {
+                let found: Vec<String> = run
+                    .checks
+                    .violations
+                    .iter()
+                    .map(|(check, count)| format!("{count} {check}"))
+                    .collect();
+                format!(
+                    "{} (violations: {}; {})",
+                    verdict.name(),
+                    if found.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        found.join(", ")
+                    },
+                    run.end.describe()
+                )
             },
         });
     }
@@ -580,6 +616,7 @@ impl ScenarioReport {
             ));
         }
         out.push_str(&self.checks.summary_lines());
+        out.push_str(&format!("  verdict     {}\n", self.verdict.name()));
         for refused in &self.refused_actions {
             out.push_str(&format!("  refused     {refused}\n"));
         }

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::smmsim;
-use smmsim::scenario::Scenario;
+use smmsim::scenario::{Scenario, Verdict};
 use smmsim::scenario_run::{run_scenario, ScenarioReport};
 
 fn shipped(name: &str) -> String {
@@ -63,6 +63,9 @@ fn the_ovmf_handshake_under_qemu_semantics_runs_an_unrelocated_cpu() {
     let report = run_scenario(&scenario, Box::new(std::io::sink()), None, false).expect("runs");
     assert_eq!(violations(&report), [("unrelocated-cpu-runs", 1)]);
     assert_eq!(report.checks.findings[0].cpu, 1);
+    // The run never finishes, and nothing exploitable happened: a hang.
+    assert_eq!(report.verdict, Verdict::Hang);
+    assert!(report.passed, "{}", report.render());
 }
 
 /// A CPU plugged in before firmware has programmed the SMBASE controller keeps 0x30000:
@@ -102,4 +105,44 @@ fn smmsim_check_exits_1_on_a_violation_and_0_without() {
     let text = String::from_utf8_lossy(&unsafe_run.stdout);
     assert!(text.contains("unrelocated-cpu-runs"), "{text}");
     assert!(text.contains("formula.toml: 0 violations"), "{text}");
+}
+
+#[test]
+fn verdicts_follow_the_kind_of_finding() {
+    use std::collections::BTreeMap;
+    let found = |checks: &[&str]| -> BTreeMap<String, u64> {
+        checks.iter().map(|check| (check.to_string(), 1)).collect()
+    };
+    assert_eq!(Verdict::of(&found(&[]), true), Verdict::Blocked);
+    assert_eq!(
+        Verdict::of(&found(&["smram-write-attempt"]), true),
+        Verdict::Blocked
+    );
+    assert_eq!(
+        Verdict::of(&found(&["smram-write-attempt"]), false),
+        Verdict::Hang
+    );
+    for check in Verdict::EXPLOITABLE_CHECKS {
+        assert_eq!(
+            Verdict::of(&found(&[check]), false),
+            Verdict::Exploitable,
+            "{check}"
+        );
+    }
+}
+
+#[test]
+fn an_unmet_verdict_fails_the_scenario_and_says_why() {
+    let path = shipped("formula");
+    let text = std::fs::read_to_string(&path)
+        .expect("readable")
+        .replace("status = 1", "status = 1\nverdict = \"exploitable\"");
+    let report = run_text(&text);
+    assert!(!report.passed);
+    let failed = report
+        .expectations
+        .iter()
+        .find(|e| !e.passed)
+        .expect("one failed");
+    assert!(failed.detail.starts_with("blocked"), "{}", failed.detail);
 }

@@ -289,6 +289,75 @@ pub enum SmbaseExpectation {
     Exact(BTreeMap<u32, u64>),
 }
 
+/// What a run means for safety, from the checker's findings (DESIGN.md §9).
+///
+/// Exists so attack scenarios can say what they must show, and tables can sum them up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Nothing worse than attempts the platform dropped (blocked SMRAM or controller
+    /// writes) or a CPU running on the reset SMBASE.
+    Blocked,
+    /// SMM ran code outside SMRAM, entered with an SMBASE outside it, shared a save area,
+    /// or two CPUs ended with one SMBASE: an attacker controls SMM or its saved state.
+    Exploitable,
+    /// Nothing exploitable, but the run did not finish: the attack (or the platform)
+    /// wedged the machine.
+    Hang,
+}
+
+impl Verdict {
+    /// Every verdict's name, for error messages.
+    pub const NAMES: &'static [&'static str] = &["blocked", "exploitable", "hang"];
+
+    /// The checks whose findings make a run exploitable.
+    pub const EXPLOITABLE_CHECKS: [&'static str; 4] = [
+        "save-area-overlap",
+        "smm-code-outside-smram",
+        "smbase-outside-smram",
+        "duplicate-smbase",
+    ];
+
+    /// The name scenario files and tables use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Blocked => "blocked",
+            Verdict::Exploitable => "exploitable",
+            Verdict::Hang => "hang",
+        }
+    }
+
+    /// The verdict of a run with these findings (check name → count) that `finished` (ended
+    /// by the guest rather than by the cycle limit).
+    pub fn of(violations: &BTreeMap<String, u64>, finished: bool) -> Verdict {
+        let exploitable = violations
+            .keys()
+            .any(|check| Self::EXPLOITABLE_CHECKS.contains(&check.as_str()));
+        if exploitable {
+            Verdict::Exploitable
+        } else if finished {
+            Verdict::Blocked
+        } else {
+            Verdict::Hang
+        }
+    }
+}
+
+impl FromStr for Verdict {
+    type Err = UnknownName;
+
+    fn from_str(text: &str) -> Result<Verdict, UnknownName> {
+        [Verdict::Blocked, Verdict::Exploitable, Verdict::Hang]
+            .into_iter()
+            .find(|verdict| verdict.name() == text)
+            .ok_or_else(|| UnknownName {
+                kind: "verdict",
+                name: text.to_owned(),
+                valid: Verdict::NAMES,
+            })
+    }
+}
+
 /// What a run must produce for the scenario to pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Expectations {
@@ -300,6 +369,8 @@ pub struct Expectations {
     pub status: Option<i32>,
     /// The APIC IDs that must be present at the end, if checked.
     pub online: Option<Vec<u32>>,
+    /// The safety verdict the run must reach (attack scenarios).
+    pub verdict: Option<Verdict>,
 }
 
 /// One checked scenario: everything a run needs, as plain values.

@@ -102,6 +102,8 @@ pub(crate) struct RawExpect {
     pub console: Option<Vec<String>>,
     pub status: Option<i32>,
     pub online: Option<Vec<Spanned<u32>>>,
+    /// blocked | exploitable | hang.
+    pub verdict: Option<Spanned<String>>,
 }
 
 /// `expect.smbase`: a named rule, or a table of APIC ID → SMBASE with a span per entry.

@@ -16,7 +16,7 @@ use super::raw::{
 use super::units::{self, UnitError};
 use super::{
     fnv1a_64, EventAction, Expectations, FirmwareSource, GuestSettings, Handshake, MachineSettings,
-    OnDone, Scenario, ScheduledEvent, SmbaseExpectation, Strategy, UnknownName,
+    OnDone, Scenario, ScheduledEvent, SmbaseExpectation, Strategy, UnknownName, Verdict,
 };
 use crate::checker::{Check, CheckSet};
 use crate::cpu::smm::{Profile, SaveStateLayout};
@@ -639,11 +639,15 @@ fn expectations(
         None => None,
         Some(ids) => Some(online(cx, &ids, max_cpus)?),
     };
+    let verdict = named(cx, raw.verdict.as_ref(), None, |text| {
+        text.parse::<Verdict>().map(Some)
+    })?;
     Ok(Expectations {
         smbase,
         console: raw.console.unwrap_or_default(),
         status: raw.status,
         online,
+        verdict,
     })
 }
 
