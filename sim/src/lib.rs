@@ -10,6 +10,7 @@
 //! - [`scheduler`]: quanta, the APIC bus, deterministic and parallel modes;
 //! - [`machine`]: cores, memory and the platform devices wired together and run to an end.
 
+pub mod batch;
 pub mod checker;
 pub mod core_thread;
 pub mod cpu;
@@ -20,6 +21,7 @@ pub mod recorder;
 pub mod scenario;
 pub mod scenario_run;
 pub mod scheduler;
+pub mod sweep;
 pub mod timing;
 pub mod trace_file;
 

@@ -1,9 +1,12 @@
 //! The `smmsim` command line.
 
+mod batch;
 mod boot;
 mod check;
 mod machine_args;
+mod merge;
 mod run;
+mod sweep;
 mod trace;
 
 use std::process::ExitCode;
@@ -66,6 +69,14 @@ interrupt, pause, smi_entry, rsm.")]
     /// Look at a trace file: show, stats, export --format perfetto, timeline, diff.
     #[command(subcommand)]
     Trace(trace::TraceCommand),
+    /// Run many scenario files, directories or matrix files several at a time, one JSON
+    /// line per scenario, with a progress bar; --shard K/N runs one slice of many.
+    Batch(batch::BatchArgs),
+    /// Join the results files of a sharded batch, de-duplicated, and summarize them.
+    Merge(merge::MergeArgs),
+    /// Boot every strategy at every max-CPU count (1 to 4,096) and report boot time, SMIs,
+    /// SMM time and host time as CSV and an SVG plot; --hotadd adds one hot-add per point.
+    Sweep(sweep::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +86,9 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Trace(command) => trace::trace(command),
         Command::Check(args) => check::check(args),
+        Command::Batch(args) => batch::batch(args),
+        Command::Merge(args) => merge::merge(args),
+        Command::Sweep(args) => sweep::sweep(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("smmsim: error: {error:#}");
