@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use smmsim_traces::{Cycle, Event, EventKind};
 
-use crate::cpu::smm::{SAVE_AREA_START, SMI_ENTRY_OFFSET};
+use crate::cpu::smm::{DEFAULT_SMBASE, SAVE_AREA_START, SMI_ENTRY_OFFSET};
 
 /// One invariant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,7 +39,8 @@ pub enum Check {
     /// A hot-added CPU running non-SMM code before its SMBASE was relocated: whoever
     /// controls that code controls where its first SMI lands.
     UnrelocatedCpuRuns,
-    /// Two CPUs ending the run with the same SMBASE.
+    /// Two CPUs ending the run with the same SMBASE (other than the reset SMBASE, which
+    /// unrelocated CPUs share by definition).
     DuplicateSmbase,
 }
 
@@ -328,7 +329,10 @@ impl Checker {
         }
         let mut owners: BTreeMap<u64, u32> = BTreeMap::new();
         let mut found = Vec::new();
-        for &(cpu, smbase) in map {
+        // CPUs still on the reset SMBASE were never relocated; sharing it is the hazard
+        // `save-area-overlap` and `unrelocated-cpu-runs` report when it matters, not a
+        // relocation that ended in a collision.
+        for &(cpu, smbase) in map.iter().filter(|(_, smbase)| *smbase != DEFAULT_SMBASE) {
             if let Some(&other) = owners.get(&smbase) {
                 found.push(violation(
                     cycle,

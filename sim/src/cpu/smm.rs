@@ -622,6 +622,7 @@ impl Cpu {
         }
         if self.smm.init_latched {
             self.smm.init_latched = false;
+            self.record(EventKind::Init);
             self.init();
             self.request_stop(StopReason::WaitForSipi);
         }
