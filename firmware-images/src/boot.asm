@@ -56,9 +56,17 @@
 ;                              boot; the others are ejected right after boot. Default: all
 ;   opt/smmsim/on-done         exit (default): final report, then debug-exit 0 |
 ;                              halt: final report, then the BSP parks in CLI; HLT for good
+;   opt/smmsim/attacks         comma-separated attack names the guest side (the OS part)
+;                              plays on hot-add, see "Attacks" below; default none (QEMU's
+;                              -fw_cfg string= needs the comma doubled: a,,b)
+;   opt/smmsim/lock-default-smbase  1 (default) | 0: step 5 leaves MCH 0x9C unlocked, so the
+;                              default-SMBASE window stays plain RAM (a vulnerable firmware)
+;   opt/smmsim/lock-controller 1 (default) | 0: controller / formula leave the SMBASE
+;                              controller unlocked (error 8 with any other strategy)
 ; When opt/smmsim/strategy is present, a second line says what was chosen:
-;   strategy S handshake H events N [boot-cpus B] [on-done halt]
-; (boot-cpus only for max-cpus, on-done only when it is halt.)
+;   strategy S handshake H events N [boot-cpus B] [on-done halt] [attacks A,...]
+;            [default-smbase unlocked] [controller unlocked]
+; (boot-cpus only for max-cpus, on-done only when it is halt, the rest only when given.)
 ;
 ; Lines of the hot-plug phase (only with hotplug-events > 0), all strategies:
 ;   ready for hot-plug                       boot done; now polling GPE0 for events
@@ -73,7 +81,40 @@
 ;   smbase controller N entries locked
 ; and formula
 ;   smbase formula base 07000000 stride 00002000 locked
-; right after the strategy line; max-cpus prints a "removed" line per CPU ejected at boot.
+; right after the strategy line ("unlocked" instead with lock-controller 0); max-cpus prints a
+; "removed" line per CPU ejected at boot.
+;
+; Attacks (opt/smmsim/attacks; none without the file). The guest side turns malicious OS and
+; tries to get its own code run in SMM, or the new CPU's saved state shared, around a hot-add.
+; Each attack prints one line when it acts; whether it worked is for smmsim's checker to say
+; (smm-code-outside-smram, smbase-outside-smram, save-area-overlap: exploitable; attempts the
+; platform dropped - smram-write-attempt, controller-write-attempt, unrelocated-cpu-runs -
+; are not). Code the guest plants sets VAR_ATTACK_MARK if it ever runs in SMM; the guest then
+; prints "attack: guest code ran in SMM" once the hot-plug events are served, so a QEMU run
+; shows it too.
+;   plant-38000       on an insert event, before the hot-plug SMI (or, for the strategies
+;                     without one, before the CPU is onlined): copy a payload over the first
+;                     SMI handler at 0x38000 - one instruction that sets the marker, then the
+;                     genuine first SMI handler, so a relocation that runs it still completes.
+;                     Locked window: every write is dropped (and recorded). Unlocked window
+;                     (lock-default-smbase 0): the monarch never reinstalls the handler (as
+;                     OVMF's CpuHotplugSmm installs it once), so the new CPU runs the payload.
+;       attack plant-38000: wrote 0x38000
+;   early-smi         on an insert event, before the hot-plug SMI: a directed SMI IPI to the
+;                     new CPU, so it reaches SMM (or holds the SMI) before the firmware asks.
+;       attack early-smi: SMI IPI to cpu 00000001
+;   early-sipi        on an insert event, before the hot-plug SMI: INIT-SIPI-SIPI the new CPU
+;                     into OS code (0xD000, vector 0x0D: store its APIC ID, park in CLI; HLT)
+;                     and wait until it runs - OVMF's malicious-OS case, where the new CPU
+;                     runs OS code with SMBASE 0x30000 and takes the SMI from there.
+;       attack early-sipi: cpu 00000001 runs OS code at 0000D000
+;   write-controller  right after "ready for hot-plug": point the SMBASE controller at OS RAM
+;                     from outside SMM - formula: base 0x100000, stride 0, control FORMULA;
+;                     else every absent CPU's entry (selector, SMBASE 0x100000), control 0 -
+;                     with a payload at 0x108000 (marker, acknowledge step 8, RSM). The
+;                     controller takes writes from SMM only, locked or not, so all are dropped.
+;       attack write-controller: SMBASE controller pointed at 00100000
+; Two CPUs hot-added back to back are not an attack of the guest: a scenario schedules them.
 ;
 ; What it follows (PLATFORM.md; Intel SDM Vol. 3C ch. 32 "System Management Mode"; QEMU
 ; hw/pci-host/q35.c, hw/isa/lpc_ich9.c, hw/nvram/fw_cfg.c + docs/specs/fw_cfg.rst,
@@ -84,8 +125,11 @@
 ; Step 0, reset vector and counts: a CPU that arrives at the reset vector without
 ;   IA32_APIC_BASE.BSP (bit 8) parks in CLI; HLT at once, touching nothing - under QEMU TCG a
 ;   CPU that took an SMI while waiting for SIPI resumes there after RSM (PLATFORM.md "CPU
-;   behaviour profiles"). The BSP reads fw_cfg key 0x0005 (boot CPUs) and 0x000F (maxcpus:
-;   the APIC-ID limit, which sizes the SMBASE tiles), the opt/smmsim files, and then counts
+;   behaviour profiles"). The BSP reads fw_cfg key 0x0001 (whether DMA is offered: then each
+;   file lookup copies the file directory to RAM in one DMA transfer, as edk2's QemuFwCfgLib
+;   uses DMA where it can, instead of reading it a byte per port access), key 0x0005 (boot
+;   CPUs) and 0x000F (maxcpus: the APIC-ID limit, which sizes the SMBASE tiles), the
+;   opt/smmsim files, and then counts
 ;   the present CPUs through the ACPI CPU hot-plug block as OVMF's PlatformPei does
 ;   (docs/specs/acpi_cpu_hotplug.rst "Detecting and enabling modern CPU hotplug interface" and
 ;   "Enumerate CPUs present/non present CPUs"): write 0 to the selector twice (QEMU starts in
@@ -182,7 +226,9 @@
 ;   0xA000 (SIPI vector 0x0A) and the guest's AP online stub to 0xB000 (vector 0x0B).
 ;
 ; Step 5, lock (OVMF SmmAccess lock): T_EN (already set), D_LCK in MCH 0x9D, and 0x02 into
-;   MCH 0x9C (the default-SMBASE window becomes SMRAM until hard reset). The registers are
+;   MCH 0x9C (the default-SMBASE window becomes SMRAM until hard reset; with
+;   lock-default-smbase 0 this write is skipped and 0x9C must read 0x01, the window stays
+;   plain RAM: mailbox, first SMI handler and monarch stack in reach of the OS). The registers are
 ;   read back - nothing reads SMRAM from outside SMM to prove it, because smmsim records
 ;   such an access as an event. Then SMIs are enabled (OVMF SmmControl2): PMBASE = 0x600
 ;   (LPC 0x40) with ACPI_EN (LPC 0x44 bit 7, step 2), SMI_EN |= GBL_SMI_EN | APMC_EN,
@@ -276,6 +322,7 @@
 ;   0x0A000-0x0AFFF  post-SMM pen (SIPI vector 0x0A); its last byte is the "left SMM" flag
 ;   0x0B000-0x0BFFF  AP online stub (SIPI vector 0x0B, a far jump into the image); stack
 ;   0x0C000-0x0C1FF  "started" bitmap, one bit per APIC ID (set by real-mode APs, DS = 0)
+;   0x0D000-0x0DFFF  attack early-sipi: the OS code a new CPU is started in (vector 0x0D)
 ;   0x10000-0x25FFF  boot APIC IDs, selector -> APIC ID, slot -> APIC ID, APIC ID -> selector
 ;                    and -> slot maps, insert / remove lists, present and online flags
 ;   0x50000-0x57FFF  result mailbox: per slot (APIC ID, SMBASE), written from SMM in step 8
@@ -393,6 +440,12 @@ VAR_ONLINE_FLAG     equ VARS + 0x170    ; dd: APIC ID stored by the AP online ro
 VAR_NINS            equ VARS + 0x174    ; dd: entries in INS_LIST
 VAR_NREM            equ VARS + 0x178    ; dd: entries in REM_LIST
 VAR_REQUESTED       equ VARS + 0x17C    ; dd: removals requested for the next SMI
+VAR_ATTACKS         equ VARS + 0x180    ; dd: ATTACK_* bits (opt/smmsim/attacks)
+VAR_F_SMBASE_OPEN   equ VARS + 0x184    ; dd: 1 = leave MCH 0x9C unlocked (lock-default-smbase 0)
+VAR_CTRL_OPEN       equ VARS + 0x188    ; dd: 1 = leave the SMBASE controller unlocked
+VAR_ATTACK_MARK     equ VARS + 0x18C    ; dd: set by guest-planted code that runs in SMM
+VAR_ATTACK_OS_RAN   equ VARS + 0x190    ; dd: APIC ID stored by the early-sipi OS code
+VAR_FW_CFG_DMA      equ VARS + 0x194    ; dd: 1 = fw_cfg offers DMA (key 0x0001 bit 1)
 OPT_BUF             equ VARS + 0x200    ; OPT_FILE_MAX bytes: a configuration file's text
 PEN_VECTOR          equ 0x0A            ; post-SMM pen page (OVMF CpuHotplugSmm's "pen")
 PEN_ADDR            equ PEN_VECTOR << 12
@@ -402,8 +455,20 @@ PEN_ARRIVED         equ 1
 ONLINE_VECTOR       equ 0x0B            ; the guest's AP online stub
 ONLINE_ADDR         equ ONLINE_VECTOR << 12
 ONLINE_STACK_TOP    equ ONLINE_ADDR + PAGE_SIZE     ; one AP is onlined at a time
+; --- attacks (opt/smmsim/attacks; see the header) -------------------------------------------
+ATTACK_PLANT_38000  equ 1 << 0          ; bit = index in attack_names
+ATTACK_EARLY_SMI    equ 1 << 1
+ATTACK_EARLY_SIPI   equ 1 << 2
+ATTACK_WRITE_CTRL   equ 1 << 3
+ATTACK_OS_VECTOR    equ 0x0D            ; early-sipi: the OS code page
+ATTACK_OS_ADDR      equ ATTACK_OS_VECTOR << 12
+ATTACK_SMBASE       equ 0x100000        ; write-controller: the SMBASE asked for, in OS RAM
+ATTACK_MARK_RAN     equ 1               ; VAR_ATTACK_MARK once planted code ran in SMM
 VAR_STARTED         equ 0xC000          ; APIC_ID_LIMIT bits: the APIC ID has started
 VAR_STARTED_END     equ VAR_STARTED + APIC_ID_LIMIT / 8
+DIR_BUF             equ 0xE000          ; the fw_cfg file directory's first page, by DMA
+DIR_BUF_BYTES       equ PAGE_SIZE
+DIR_BUF_ENTRIES     equ (DIR_BUF_BYTES - 4) / FW_CFG_DIR_ENTRY
 ; The per-CPU tables, each for MAX_CPUS slots / selectors or APIC_ID_LIMIT APIC IDs; only
 ; 32-bit code (the BSP, SMM) reads them. Cleared at start (APIC_SELECTOR / APIC_SLOT: to
 ; MAP_NONE, SLOT_APIC: to SLOT_FREE).
@@ -451,7 +516,8 @@ G_POSSIBLE          equ 0x4008          ; dd: controller entries / hot-plug sele
 G_MAXCPUS           equ 0x400C          ; dd: slots
 G_CPUHP             equ 0x4010          ; dd: 1 = the hot-plug block exists
 G_X2APIC            equ 0x4014          ; dd: 1 = IPIs go through the x2APIC ICR MSR
-G_END               equ 0x4018
+G_CTRL_OPEN         equ 0x4018          ; dd: 1 = do not lock the SMBASE controller
+G_END               equ 0x401C
 TILE_BUFFER_OFF     equ 0x8000          ; SMBASE(i) = TSEG base + TILE_BUFFER_OFF + i * 0x2000 - 0x8000
 ; TSEG must reach the end of the last slot's save area: SMBASE(maxcpus - 1) + 0x10000 =
 ; TSEG base + maxcpus * 0x2000 + TSEG_TILE_SLACK.
@@ -494,6 +560,15 @@ ONLINE_NONE         equ 0xFFFFFFFF      ; VAR_ONLINE_FLAG value that matches no 
 %endif
 %if ONLINE_STACK_TOP > 0x10000 || VAR_STARTED_END > 0x10000 || VAR_STARTED < ONLINE_ADDR + PAGE_SIZE
  %error "real-mode code addresses these with 16-bit offsets"
+%endif
+%if ATTACK_OS_ADDR < VAR_STARTED_END || ATTACK_OS_ADDR + PAGE_SIZE > DIR_BUF
+ %error "the early-sipi OS code page overlaps the bitmap or the directory buffer"
+%endif
+%if DIR_BUF + DIR_BUF_BYTES > TABLES
+ %error "the fw_cfg directory buffer overlaps the tables"
+%endif
+%if ATTACK_SMBASE < 0x100000 || ATTACK_SMBASE + 0x10000 > 0x1000000
+ %error "write-controller's SMBASE must lie in RAM above 1 MiB and below 16 MiB"
 %endif
 
 ; FAIL code, "text": print "boot: text" and exit with `code`.
@@ -560,6 +635,13 @@ pm_entry:
         je      .have_fw_cfg
         FAIL    1, "no fw_cfg signature"
 .have_fw_cfg:
+        ; DMA (ID bit 1) makes every file lookup one transfer instead of a byte per port read.
+        mov     ax, FW_CFG_ID
+        call    fw_select
+        call    fw_read_le32
+        and     eax, FW_CFG_ID_DMA
+        shr     eax, 1
+        mov     [VAR_FW_CFG_DMA], eax
         mov     ax, FW_CFG_NB_CPUS
         call    fw_select
         call    fw_read_le16
@@ -642,11 +724,8 @@ pm_entry:
         mov     dword [VAR_FEATURES + 4], 0
         ; Write the request: DMA if fw_cfg offers it (QEMU >= 2.9 drops data-port writes),
         ; else byte by byte through the data port.
-        mov     ax, FW_CFG_ID
-        call    fw_select
-        call    fw_read_le32
-        test    eax, FW_CFG_ID_DMA
-        jz      .write_by_port
+        cmp     dword [VAR_FW_CFG_DMA], 0
+        je      .write_by_port
         mov     eax, [VAR_KEY_REQUESTED]
         mov     esi, VAR_FEATURES
         mov     ecx, 8
@@ -851,6 +930,8 @@ pm_entry:
         mov     [ebx + G_CPUHP], eax
         mov     eax, [VAR_X2APIC]
         mov     [ebx + G_X2APIC], eax
+        mov     eax, [VAR_CTRL_OPEN]
+        mov     [ebx + G_CTRL_OPEN], eax
         xor     edx, edx                ; slot
 .install_stub:
         cmp     dword [SLOT_APIC + edx * 4], SLOT_FREE
@@ -913,11 +994,14 @@ pm_entry:
         mov     ecx, eax
         mov     eax, MCH_REG(MCH_SMRAM)
         call    pci_write8
+        cmp     dword [VAR_F_SMBASE_OPEN], 0
+        jne     .f_smbase_left_open     ; lock-default-smbase 0: a vulnerable firmware
         mov     eax, MCH_REG(MCH_F_SMBASE)
         mov     ecx, MCH_F_SMBASE_LCK
         call    pci_write8
+.f_smbase_left_open:
         ; Read back: D_LCK and G_SMRAME set, D_OPEN clear; T_EN and the TSEG size kept;
-        ; the default-SMBASE window locked.
+        ; the default-SMBASE window locked (or, left open, still reading "queried").
         mov     eax, MCH_REG(MCH_SMRAM)
         call    pci_read8
         and     al, MCH_SMRAM_D_LCK | MCH_SMRAM_G_SMRAME | MCH_SMRAM_D_OPEN
@@ -932,7 +1016,12 @@ pm_entry:
         jne     .not_locked
         mov     eax, MCH_REG(MCH_F_SMBASE)
         call    pci_read8
-        cmp     al, MCH_F_SMBASE_LCK
+        mov     cl, MCH_F_SMBASE_LCK
+        cmp     dword [VAR_F_SMBASE_OPEN], 0
+        je      .f_smbase_expected
+        mov     cl, MCH_F_SMBASE_IN_RAM
+.f_smbase_expected:
+        cmp     al, cl
         je      .locked
 .not_locked:
         FAIL    7, "SMRAM registers did not lock"
@@ -977,6 +1066,9 @@ pm_entry:
         cmp     dword [VAR_EVENTS], 0
         je      .events_done
         PRINTLN "ready for hot-plug"
+        test    dword [VAR_ATTACKS], ATTACK_WRITE_CTRL
+        jz      .wait_event
+        call    attack_write_controller
 .wait_event:
         mov     eax, [VAR_HANDLED]
         cmp     eax, [VAR_EVENTS]
@@ -1001,6 +1093,10 @@ pm_entry:
         call    handle_removals
         jmp     .round
 .events_done:
+        cmp     dword [VAR_ATTACK_MARK], 0
+        je      .no_mark
+        PRINTLN "attack: guest code ran in SMM"
+.no_mark:
 
 ; === Step 8: one broadcast SMI; every online CPU reports from its own SMBASE =================
         xor     ecx, ecx                ; ECX = online CPUs = acknowledgements to wait for
@@ -1059,7 +1155,8 @@ pm_entry:
 ; --- BSP subroutines (32-bit) ---------------------------------------------------------------
 
 ; read_config: reads the optional opt/smmsim/* files into VAR_STRATEGY, VAR_HANDSHAKE,
-; VAR_EVENTS, VAR_BOOT_KEEP, VAR_ON_DONE (all 0 = default, from the initial clear) and sets
+; VAR_EVENTS, VAR_BOOT_KEEP, VAR_ON_DONE, VAR_ATTACKS, VAR_F_SMBASE_OPEN, VAR_CTRL_OPEN (all
+; 0 = default, from the initial clear) and sets
 ; VAR_HAVE_STRATEGY when the strategy file exists. A bad value ends the run (error 8).
 ; Clobbers EAX ECX EDI ESI.
 read_config:
@@ -1099,6 +1196,25 @@ read_config:
         call    lookup_opt_word
         mov     [VAR_ON_DONE], eax
 .no_on_done:
+        mov     esi, ROMA(name_opt_attacks)
+        call    read_opt_file
+        jc      .no_attacks
+        call    parse_attack_list
+.no_attacks:
+        mov     esi, ROMA(name_opt_lock_f_smbase)
+        call    read_opt_file
+        jc      .no_lock_f_smbase
+        call    parse_flag
+        xor     eax, 1                  ; 0 = lock (default), 1 = leave open
+        mov     [VAR_F_SMBASE_OPEN], eax
+.no_lock_f_smbase:
+        mov     esi, ROMA(name_opt_lock_ctrl)
+        call    read_opt_file
+        jc      .no_lock_ctrl
+        call    parse_flag
+        xor     eax, 1
+        mov     [VAR_CTRL_OPEN], eax
+.no_lock_ctrl:
         ret
 
 ; read_opt_file: ESI = NUL-terminated file name. Absent: CF = 1. Present: its bytes (at most
@@ -1186,6 +1302,58 @@ parse_decimal:
         jecxz   bad_opt_value           ; an empty file is not a number
         pop     edx
         pop     ecx
+        ret
+
+; parse_flag: OPT_BUF = "0" or "1" -> EAX; anything else: error 8 naming the file ESI.
+parse_flag:
+        call    parse_decimal
+        cmp     eax, 1
+        ja      bad_opt_value
+        ret
+
+; parse_attack_list: OPT_BUF = attack names separated by commas (an empty file names none)
+; -> VAR_ATTACKS |= their ATTACK_* bits (bit i = attack_names[i]); an unknown or empty name:
+; error 8 naming the file ESI. Clobbers EAX ECX EDI.
+parse_attack_list:
+        push    ebx
+        push    edx
+        mov     edi, OPT_BUF            ; EDI = the current name
+        cmp     byte [edi], 0
+        je      .done
+.name:
+        xor     ecx, ecx                ; ECX = index into attack_names
+.candidate:
+        mov     ebx, [ROMA(attack_names) + ecx * 4]
+        test    ebx, ebx
+        jz      bad_opt_value
+        xor     eax, eax                ; EAX = characters matched
+.compare:
+        mov     dl, [ebx + eax]
+        test    dl, dl
+        jz      .candidate_ends
+        cmp     dl, [edi + eax]
+        jne     .next_candidate
+        inc     eax
+        jmp     .compare
+.candidate_ends:                        ; a match if the current name ends here too
+        mov     dl, [edi + eax]
+        test    dl, dl
+        jz      .match
+        cmp     dl, ','
+        je      .match
+.next_candidate:
+        inc     ecx
+        jmp     .candidate
+.match:
+        bts     dword [VAR_ATTACKS], ecx
+        add     edi, eax
+        cmp     byte [edi], 0
+        je      .done
+        inc     edi                     ; past the comma: a name must follow
+        jmp     .name
+.done:
+        pop     edx
+        pop     ebx
         ret
 
 ; bad_opt_value: ESI = the file's name. Prints "boot: bad value in NAME", exits with 8.
@@ -1301,6 +1469,14 @@ check_config:
         jbe     .fits
         FAIL    2, "more present CPUs than maxcpus"
 .fits:
+        cmp     dword [VAR_CTRL_OPEN], 0
+        je      .ctrl_lock_ok
+        cmp     dword [VAR_STRATEGY], STRATEGY_CONTROLLER
+        je      .ctrl_lock_ok
+        cmp     dword [VAR_STRATEGY], STRATEGY_FORMULA
+        je      .ctrl_lock_ok
+        FAIL    8, "opt/smmsim/lock-controller needs strategy controller or formula"
+.ctrl_lock_ok:
         ; controller, formula: slot = APIC ID, so every possible CPU's APIC ID needs a slot.
         cmp     dword [VAR_STRATEGY], STRATEGY_CONTROLLER
         je      .slot_per_apic
@@ -1396,11 +1572,51 @@ print_strategy_line:
         call    dec32_32
 .no_keep:
         cmp     dword [VAR_ON_DONE], ON_DONE_HALT
-        jne     .newline
+        jne     .no_halt
         PRINT   " on-done halt"
+.no_halt:
+        cmp     dword [VAR_ATTACKS], 0
+        je      .no_attacks
+        PRINT   " attacks "
+        call    print_attack_names
+.no_attacks:
+        cmp     dword [VAR_F_SMBASE_OPEN], 0
+        je      .f_smbase_locked
+        PRINT   " default-smbase unlocked"
+.f_smbase_locked:
+        cmp     dword [VAR_CTRL_OPEN], 0
+        je      .newline
+        PRINT   " controller unlocked"
 .newline:
         NEWLINE
 .out:
+        ret
+
+; print_attack_names: prints the names of the attacks in VAR_ATTACKS, comma-separated, in
+; attack_names order. Clobbers EAX ESI.
+print_attack_names:
+        push    ecx
+        push    edx
+        xor     ecx, ecx                ; ECX = index
+        xor     edx, edx                ; EDX = names printed
+.next:
+        mov     esi, [ROMA(attack_names) + ecx * 4]
+        test    esi, esi
+        jz      .done
+        bt      dword [VAR_ATTACKS], ecx
+        jnc     .skip
+        test    edx, edx
+        jz      .first
+        PRINT   ","
+.first:
+        call    puts_32
+        inc     edx
+.skip:
+        inc     ecx
+        jmp     .next
+.done:
+        pop     edx
+        pop     ecx
         ret
 
 ; enter_x2apic: the BSP's switch to x2APIC mode (ENTER_X2APIC_MODE), then the software
@@ -1683,7 +1899,8 @@ relocate_slot:
         EXIT    5
 
 ; program_smbase_controller: controller / formula only. Has the monarch program and lock the
-; SMBASE controller from SMM (APM 0x05) and prints the result line; error 9 if it refused.
+; SMBASE controller from SMM (APM 0x05; lock-controller 0: no lock) and prints the result
+; line; error 9 if it refused.
 ; Clobbers EAX.
 program_smbase_controller:
         cmp     dword [VAR_STRATEGY], STRATEGY_CONTROLLER
@@ -1709,8 +1926,8 @@ program_smbase_controller:
         PRINT   "smbase controller "
         mov     eax, [REPLY_COUNT]
         call    dec32_32
-        PRINTLN " entries locked"
-        ret
+        PRINT   " entries "
+        jmp     .lock_state
 .formula:
         PRINT   "smbase formula base "
         xor     eax, eax
@@ -1718,7 +1935,14 @@ program_smbase_controller:
         PHEX32  eax
         PRINT   " stride "
         PHEX32  SMM_TILE_SIZE
-        PRINTLN " locked"
+        PRINT   " "
+.lock_state:
+        cmp     dword [VAR_CTRL_OPEN], 0
+        jne     .unlocked
+        PRINTLN "locked"
+        ret
+.unlocked:
+        PRINTLN "unlocked"
 .done:
         ret
 
@@ -1860,13 +2084,18 @@ scan_events:
 .done:
         ret
 
-; handle_inserts: serves INS_LIST (see the header, step 7): smbase-smram first has the
+; handle_inserts: serves INS_LIST (see the header, step 7): the configured attacks go first
+; (attacks_on_insert); smbase-smram then has the
 ; monarch relocate (APM 0x04); then each CPU, in selector order, gets its "relocated" line
 ; (smbase-smram), is onlined, and has its insert event cleared. Error 10 for an inserted CPU
 ; without an SMBASE slot. Clobbers EAX EBX ECX EDX ESI EDI.
 handle_inserts:
         cmp     dword [VAR_NINS], 0
         je      .done
+        cmp     dword [VAR_ATTACKS], 0
+        je      .no_attacks
+        call    attacks_on_insert
+.no_attacks:
         cmp     dword [VAR_STRATEGY], STRATEGY_SMBASE_SMRAM
         jne     .no_smi                 ; controller, formula, max-cpus: SMBASE already set
         call    hotplug_smi
@@ -1948,6 +2177,175 @@ handle_removals:
 .finish:
         call    finish_removals
 .done:
+        ret
+
+; --- Attacks: the guest side as a malicious OS (see the header, "Attacks") -----------------
+
+; attacks_on_insert: what the attacks in VAR_ATTACKS do on an insert event, before the guest
+; raises the hot-plug SMI or onlines anyone: plant-38000 once, then early-smi and early-sipi
+; for each CPU of INS_LIST in order. Clobbers EAX EBX ECX ESI.
+attacks_on_insert:
+        test    dword [VAR_ATTACKS], ATTACK_PLANT_38000
+        jz      .no_plant
+        call    attack_plant_38000
+.no_plant:
+        xor     esi, esi                ; ESI = index into INS_LIST
+.next:
+        cmp     esi, [VAR_NINS]
+        jae     .done
+        movzx   ebx, word [INS_LIST + esi * 2]
+        call    cpuhp_select_32
+        call    cpuhp_apic_id_32        ; EAX = the new CPU's APIC ID
+        test    dword [VAR_ATTACKS], ATTACK_EARLY_SMI
+        jz      .no_smi
+        call    attack_early_smi
+.no_smi:
+        test    dword [VAR_ATTACKS], ATTACK_EARLY_SIPI
+        jz      .no_sipi
+        call    attack_early_sipi
+.no_sipi:
+        inc     esi
+        jmp     .next
+.done:
+        ret
+
+; attack_plant_38000: copies attack_smm_mark and then the genuine first SMI handler over
+; 0x38000, by dwords, from outside SMM. With MCH 0x9C locked every write is dropped (and
+; smmsim records each); left open, the payload is what the next CPU entering SMM at SMBASE
+; 0x30000 runs. Clobbers EAX ECX.
+attack_plant_38000:
+        push    esi
+        push    edi
+        mov     esi, ROMA(attack_smm_mark)
+        mov     edi, FIRST_SMI_HANDLER_ADDR
+        mov     ecx, (attack_smm_mark_end - attack_smm_mark) / 4
+        rep movsd
+        mov     esi, ROMA(first_smi_handler)
+        mov     ecx, (first_smi_handler_end - first_smi_handler + 3) / 4
+        rep movsd
+        pop     edi
+        pop     esi
+        CONSOLE_LOCK
+        PRINT   "attack plant-38000: wrote "
+        PHEX32  FIRST_SMI_HANDLER_ADDR
+        NEWLINE
+        CONSOLE_UNLOCK
+        ret
+
+; attack_early_smi: EAX = APIC ID of a hot-added CPU. Sends it a directed SMI IPI before the
+; firmware's hot-plug SMI. Preserves EAX.
+attack_early_smi:
+        push    eax
+        push    ecx
+        mov     ecx, eax
+        mov     eax, ICR_SMI_PHYSICAL
+        call    send_ipi
+        CONSOLE_LOCK
+        PRINT   "attack early-smi: SMI IPI to cpu "
+        PHEX32  ecx
+        NEWLINE
+        CONSOLE_UNLOCK
+        pop     ecx
+        pop     eax
+        ret
+
+; attack_early_sipi: EAX = APIC ID of a hot-added CPU. Installs attack_os_code at
+; ATTACK_OS_ADDR, starts the CPU there with a directed INIT-SIPI-SIPI and waits until it has
+; stored its APIC ID in VAR_ATTACK_OS_RAN: the new CPU now runs OS code with whatever SMBASE
+; it was plugged in with. Preserves EAX.
+attack_early_sipi:
+        push    eax
+        push    ecx
+        push    esi
+        push    edi
+        mov     esi, ROMA(attack_os_code)
+        mov     edi, ATTACK_OS_ADDR
+        mov     ecx, attack_os_code_end - attack_os_code
+        rep movsb
+        mov     ecx, eax
+        mov     dword [VAR_ATTACK_OS_RAN], ONLINE_NONE
+        mov     eax, ICR_INIT_PHYSICAL
+        call    send_ipi
+        call    ipi_delay
+        mov     eax, ICR_SIPI_PHYSICAL | ATTACK_OS_VECTOR
+        call    send_ipi
+        call    ipi_delay
+        mov     eax, ICR_SIPI_PHYSICAL | ATTACK_OS_VECTOR
+        call    send_ipi
+.wait:
+        cmp     [VAR_ATTACK_OS_RAN], ecx
+        je      .runs
+        pause
+        jmp     .wait
+.runs:
+        CONSOLE_LOCK
+        PRINT   "attack early-sipi: cpu "
+        PHEX32  ecx
+        PRINT   " runs OS code at "
+        PHEX32  ATTACK_OS_ADDR
+        NEWLINE
+        CONSOLE_UNLOCK
+        pop     edi
+        pop     esi
+        pop     ecx
+        pop     eax
+        ret
+
+; attack_write_controller: plants attack_smm_payload at ATTACK_SMBASE + 0x8000 (OS RAM), then
+; writes the SMBASE controller from outside SMM so that a CPU plugged later would get SMBASE
+; ATTACK_SMBASE: formula - base, stride 0, control FORMULA; any other strategy - the entry
+; of every CPU absent at boot, then control 0 (table mode). The controller drops every
+; write from outside SMM, locked or not (PLATFORM.md), and smmsim records each.
+; Clobbers EAX EBX ECX EDX.
+attack_write_controller:
+        push    esi
+        push    edi
+        mov     esi, ROMA(attack_smm_mark)
+        mov     edi, ATTACK_SMBASE + SMM_ENTRY_OFFSET
+        mov     ecx, attack_smm_payload_end - attack_smm_mark
+        rep movsb
+        pop     edi
+        pop     esi
+        cmp     dword [VAR_STRATEGY], STRATEGY_FORMULA
+        jne     .table
+        mov     dx, SMBASE_CTRL_FBASE
+        mov     eax, ATTACK_SMBASE
+        out     dx, eax
+        mov     dx, SMBASE_CTRL_FSTRIDE
+        xor     eax, eax
+        out     dx, eax
+        mov     eax, SMBASE_CTRL_FORMULA
+        jmp     .control
+.table:
+        xor     ebx, ebx                ; EBX = selector
+.entry:
+        cmp     ebx, [VAR_POSSIBLE]
+        jae     .table_done
+        cmp     byte [POSSIBLE_PRESENT + ebx], 0
+        jne     .entry_next             ; a boot CPU: already running with its SMBASE
+        mov     eax, ebx                ; without the hot-plug block: APIC ID = index
+        cmp     dword [VAR_CPUHP], 0
+        je      .have_apic
+        mov     eax, [POSSIBLE_APIC + ebx * 4]
+.have_apic:
+        mov     dx, SMBASE_CTRL_APIC
+        out     dx, eax
+        mov     dx, SMBASE_CTRL_SMBASE
+        mov     eax, ATTACK_SMBASE
+        out     dx, eax
+.entry_next:
+        inc     ebx
+        jmp     .entry
+.table_done:
+        xor     eax, eax
+.control:
+        mov     dx, SMBASE_CTRL_CONTROL
+        out     dx, eax
+        CONSOLE_LOCK
+        PRINT   "attack write-controller: SMBASE controller pointed at "
+        PHEX32  ATTACK_SMBASE
+        NEWLINE
+        CONSOLE_UNLOCK
         ret
 
 ; online_cpu: EAX = APIC ID. Directed INIT-SIPI-SIPI into the AP online stub (vector 0x0B),
@@ -2065,13 +2463,39 @@ fw_read_le32:
         pop     ecx
         ret
 
-; fw_find_file: ESI = NUL-terminated name. Walks the file directory (key 0x0019; big-endian
-; count, then 64-byte entries: size BE32, select BE16, reserved, name[56]).
+; fw_find_file: ESI = NUL-terminated name. Looks it up in the file directory (key 0x0019;
+; big-endian count, then 64-byte entries: size BE32, select BE16, reserved, name[56]). With
+; DMA one transfer copies the directory's first page to DIR_BUF and the search runs in RAM,
+; as edk2's QemuFwCfgLib reads it by DMA where it can; without DMA, or with more entries
+; than the page holds, the entries are read through the data port one byte at a time.
 ; Found: CF = 0, EAX = selector, ECX = size. Not found: CF = 1. Preserves the rest.
 fw_find_file:
         push    ebx
         push    edx
         push    edi
+        cmp     dword [VAR_FW_CFG_DMA], 0
+        je      .by_port
+        push    esi
+        mov     eax, FW_CFG_FILE_DIR
+        mov     esi, DIR_BUF
+        mov     ecx, DIR_BUF_BYTES
+        call    fw_dma_read
+        pop     esi
+        jc      .by_port
+        mov     ebx, [DIR_BUF]
+        bswap   ebx                     ; entries
+        cmp     ebx, DIR_BUF_ENTRIES
+        ja      .by_port
+        mov     edi, DIR_BUF + 4
+.in_ram:
+        test    ebx, ebx
+        jz      .missing
+        dec     ebx
+        call    fw_entry_matches
+        je      .found
+        add     edi, FW_CFG_DIR_ENTRY
+        jmp     .in_ram
+.by_port:
         mov     ax, FW_CFG_FILE_DIR
         call    fw_select
         call    fw_read_le32
@@ -2087,21 +2511,13 @@ fw_find_file:
         call    fw_read8
         stosb
         loop    .read
-        xor     ecx, ecx                ; compare names, the NUL included
-.compare:
-        mov     al, [esi + ecx]
-        cmp     al, [FWCFG_ENTRY + 8 + ecx]
+        mov     edi, FWCFG_ENTRY
+        call    fw_entry_matches
         jne     .entry
-        inc     ecx
-        test    al, al
-        jz      .found
-        cmp     ecx, FW_CFG_DIR_ENTRY - 8
-        jb      .compare
-        jmp     .entry
 .found:
-        mov     ecx, [FWCFG_ENTRY]
+        mov     ecx, [edi]
         bswap   ecx                     ; size
-        movzx   eax, word [FWCFG_ENTRY + 4]
+        movzx   eax, word [edi + 4]
         xchg    al, ah                  ; selector
         clc
         jmp     .out
@@ -2113,15 +2529,39 @@ fw_find_file:
         pop     ebx
         ret
 
+; fw_entry_matches: EDI = a 64-byte directory entry, ESI = NUL-terminated name. ZF = 1 if the
+; entry's name is that name (the NUL included). Clobbers EAX ECX.
+fw_entry_matches:
+        xor     ecx, ecx
+.compare:
+        mov     al, [esi + ecx]
+        cmp     al, [edi + 8 + ecx]
+        jne     .out                    ; ZF = 0
+        inc     ecx
+        test    al, al
+        jz      .out                    ; ZF = 1: equal up to and including the NUL
+        cmp     ecx, FW_CFG_DIR_ENTRY - 8
+        jb      .compare
+        test    ecx, ecx                ; ZF = 0: the entry's name has no NUL
+.out:
+        ret
+
 ; fw_dma_write: EAX = selector, ESI = source (RAM below 4 GiB), ECX = length. One DMA
 ; operation selects the item and writes the bytes at offset 0 (docs/specs/fw_cfg.rst: a
 ; 32-bit write of the big-endian descriptor address to 0x518 after the high half to 0x514
 ; starts it; the device clears the control word when done, or leaves the error bit set).
-; Out: CF = 1 on error. Preserves all registers but EAX.
+; fw_dma_read: the same, reading the item from offset 0 into the buffer ESI (zeros past the
+; item's end). Out: CF = 1 on error. Preserve all registers but EAX.
 fw_dma_write:
         push    edx
+        mov     edx, FW_CFG_DMA_SELECT | FW_CFG_DMA_WRITE
+        jmp     fw_dma
+fw_dma_read:
+        push    edx
+        mov     edx, FW_CFG_DMA_SELECT | FW_CFG_DMA_READ
+fw_dma:                                 ; EDX = control bits, the caller's EDX on the stack
         shl     eax, 16
-        or      eax, FW_CFG_DMA_SELECT | FW_CFG_DMA_WRITE
+        or      eax, edx
         bswap   eax
         mov     [DMA_DESC + 0], eax     ; control
         mov     eax, ecx
@@ -2225,6 +2665,13 @@ name_opt_handshake: db "opt/smmsim/handshake", 0
 name_opt_events:    db "opt/smmsim/hotplug-events", 0
 name_opt_boot_cpus: db "opt/smmsim/boot-cpus", 0
 name_opt_on_done:   db "opt/smmsim/on-done", 0
+name_opt_attacks:   db "opt/smmsim/attacks", 0
+name_opt_lock_f_smbase: db "opt/smmsim/lock-default-smbase", 0
+name_opt_lock_ctrl: db "opt/smmsim/lock-controller", 0
+str_plant_38000:    db "plant-38000", 0
+str_early_smi:      db "early-smi", 0
+str_early_sipi:     db "early-sipi", 0
+str_write_ctrl:     db "write-controller", 0
 str_smbase_smram:   db "smbase-smram", 0
 str_controller:     db "controller", 0
 str_formula:        db "formula", 0
@@ -2241,6 +2688,8 @@ strategy_names:     dd ROMBASE + str_smbase_smram, ROMBASE + str_controller
                     dd ROMBASE + str_formula, ROMBASE + str_max_cpus, 0
 handshake_names:    dd ROMBASE + str_ovmf, ROMBASE + str_redirect, 0
 on_done_names:      dd ROMBASE + str_exit, ROMBASE + str_halt, 0
+attack_names:       dd ROMBASE + str_plant_38000, ROMBASE + str_early_smi   ; ATTACK_* bit order
+                    dd ROMBASE + str_early_sipi, ROMBASE + str_write_ctrl, 0
 
         align   8
 gdt:
@@ -2373,6 +2822,44 @@ pen_end:
  %error "the pen must end before its flag byte"
 %endif
 
+; --- Attack payloads (see the header, "Attacks") --------------------------------------------
+; attack_smm_mark: the first instruction of everything the guest plants for SMM: marks that
+; guest code ran in SMM (16-bit SMM entry state, DS base 0 with a 4 GiB limit). plant-38000
+; puts the genuine first SMI handler right after it; write-controller puts
+; attack_smm_payload's acknowledgement and RSM there.
+        MODE    16
+        align   4
+attack_smm_mark:
+        mov     dword [dword VAR_ATTACK_MARK], ATTACK_MARK_RAN
+        align   4, nop
+attack_smm_mark_end:
+; write-controller's SMM code at ATTACK_SMBASE + 0x8000: acknowledges step 8's report SMI (it
+; reports nothing, so the guest then finds a mismatch) and returns.
+attack_smm_payload:
+        lock inc dword [dword VAR_ACKS]
+        rsm
+attack_smm_payload_end:
+
+%if (attack_smm_mark_end - attack_smm_mark) % 4 || attack_smm_payload != attack_smm_mark_end
+ %error "the planted payloads are copied by dwords, the mark first"
+%endif
+
+; attack_os_code: early-sipi's OS code, copied to ATTACK_OS_ADDR and started with SIPI vector
+; ATTACK_OS_VECTOR (real mode, CS = 0x0D00, IP 0; relative jumps only). Says it runs, then
+; parks; an SMI wakes it and RSM returns into the park loop.
+attack_os_code:
+        cli
+        xor     ax, ax
+        mov     ds, ax
+        MP_INITIAL_APIC_ID
+        mov     [VAR_ATTACK_OS_RAN], ebx
+        MP_AP_PARK
+attack_os_code_end:
+
+%if attack_os_code_end - attack_os_code > PAGE_SIZE
+ %error "the early-sipi OS code must fit in its page"
+%endif
+
 ; --- The first SMI handler, copied to 0x38000 after boot relocation (OVMF CpuHotplugSmm) ----
 ; Entered in SMM by a hot-added CPU at CS base = SMBASE = 0x30000, IP 0x8000 (several may be
 ; here at once under QEMU TCG, which takes the 0xB2 broadcast SMI in wait-for-SIPI at once).
@@ -2427,6 +2914,9 @@ first_smi_handler_end:
 
 %if first_smi_handler_end - first_smi_handler > SMM_TILE_SIZE
  %error "the first SMI handler must stay clear of the save area at 0x3FE00"
+%endif
+%if attack_smm_mark_end - attack_smm_mark + first_smi_handler_end - first_smi_handler + 3 > SMM_TILE_SIZE
+ %error "the plant-38000 payload must stay clear of the save area at 0x3FE00"
 %endif
 
 ; --- The per-CPU SMI entry stub, copied to SMBASE(i) + 0x8000 in TSEG -------------------------
@@ -2828,6 +3318,10 @@ monarch_smbase_ctrl:
         jne     .bad_value
         mov     ecx, SMBASE_CTRL_FORMULA | SMBASE_CTRL_LOCK
 .control:
+        cmp     dword [ds:ebp + G_CTRL_OPEN], 0
+        je      .write_control
+        and     ecx, ~SMBASE_CTRL_LOCK  ; lock-controller 0: a vulnerable firmware
+.write_control:
         mov     dx, SMBASE_CTRL_CONTROL
         mov     eax, ecx
         out     dx, eax
