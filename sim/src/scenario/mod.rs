@@ -71,6 +71,14 @@ pub const FW_CFG_BOOT_CPUS: &str = "opt/smmsim/boot-cpus";
 /// fw_cfg file: how many hot-plug events (adds and removes) the guest should wait for in this
 /// boot, in decimal.
 pub const FW_CFG_HOTPLUG_EVENTS: &str = "opt/smmsim/hotplug-events";
+/// fw_cfg file: the attacks the guest side plays, by [`Attack::name`], comma-separated; only
+/// given when there are any.
+pub const FW_CFG_ATTACKS: &str = "opt/smmsim/attacks";
+/// fw_cfg file: `0` when firmware must leave the default-SMBASE window (MCH 0x9C) unlocked;
+/// only given then.
+pub const FW_CFG_LOCK_DEFAULT_SMBASE: &str = "opt/smmsim/lock-default-smbase";
+/// fw_cfg file: `0` when firmware must leave the SMBASE controller unlocked; only given then.
+pub const FW_CFG_LOCK_CONTROLLER: &str = "opt/smmsim/lock-controller";
 
 /// A name that is not one of those accepted for a setting; its message lists the valid ones.
 ///
@@ -167,6 +175,69 @@ named_enum! {
 }
 
 named_enum! {
+    /// Something the guest side does, as a malicious OS, around a hot-add (the `boot` image's
+    /// "Attacks"); the checker's findings say whether it worked.
+    pub enum Attack ("attack") {
+        /// On an insert event, before the hot-plug SMI, write code over the first SMI handler
+        /// at 0x38000.
+        Plant38000 = "plant-38000",
+        /// On an insert event, send the new CPU a directed SMI IPI before the firmware does.
+        EarlySmi = "early-smi",
+        /// On an insert event, start the new CPU with INIT-SIPI-SIPI in OS code before the
+        /// hot-plug SMI.
+        EarlySipi = "early-sipi",
+        /// Before any hot-add, point the SMBASE controller at OS memory from outside SMM.
+        WriteController = "write-controller",
+    }
+}
+
+/// A set of [`Attack`]s; listed in [`Attack::ALL`] order whatever the order given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Attacks(u8);
+
+impl Attacks {
+    /// No attack.
+    pub const NONE: Attacks = Attacks(0);
+
+    fn bit(attack: Attack) -> u8 {
+        let index = Attack::ALL
+            .iter()
+            .position(|known| *known == attack)
+            .expect("every attack is listed in Attack::ALL");
+        1 << index
+    }
+
+    /// Whether `attack` is in the set.
+    pub fn contains(self, attack: Attack) -> bool {
+        self.0 & Self::bit(attack) != 0
+    }
+
+    /// The set with `attack` added.
+    #[must_use]
+    pub fn with(self, attack: Attack) -> Attacks {
+        Attacks(self.0 | Self::bit(attack))
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The attacks in the set, in [`Attack::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Attack> {
+        Attack::ALL
+            .iter()
+            .copied()
+            .filter(move |attack| self.contains(*attack))
+    }
+
+    /// The names, comma-separated (the `opt/smmsim/attacks` file).
+    pub fn names(self) -> String {
+        self.iter().map(Attack::name).collect::<Vec<_>>().join(",")
+    }
+}
+
+named_enum! {
     /// What the guest does once it has handled every expected event.
     pub enum OnDone ("on_done") {
         /// Write the debug-exit port, ending the run with a status.
@@ -228,6 +299,14 @@ pub struct GuestSettings {
     pub on_done: OnDone,
     /// CPUs that stay after boot (`boot_cpus`), when given.
     pub boot_cpus: Option<u32>,
+    /// What the guest side attacks (`attacks`); none by default.
+    pub attacks: Attacks,
+    /// Whether firmware locks the default-SMBASE window, MCH 0x9C (`lock_default_smbase`,
+    /// default true; false is a vulnerable firmware configuration).
+    pub lock_default_smbase: bool,
+    /// Whether firmware locks the SMBASE controller (`lock_controller`, default true; only
+    /// strategies `controller` and `formula` program it).
+    pub lock_controller: bool,
 }
 
 /// Something the platform does to the machine at a cycle.
@@ -456,8 +535,9 @@ impl Scenario {
 
     /// The fw_cfg files for the boot after `resets_done` reset events (0 is the first boot):
     /// the strategy, handshake and on-done names; the boot CPU count when `boot_cpus` is given
-    /// or the strategy is `max-cpus`; and the number of hot-plug events (adds and removes)
-    /// scheduled between that reset and the next, which the guest waits for before it is done.
+    /// or the strategy is `max-cpus`; the number of hot-plug events (adds and removes)
+    /// scheduled between that reset and the next, which the guest waits for before it is done;
+    /// and, only when they differ from the defaults, the attacks and the two lock switches.
     pub fn fw_cfg_files_after_reset(&self, resets_done: usize) -> Vec<(String, Vec<u8>)> {
         let file = |name: &str, contents: String| (name.to_owned(), contents.into_bytes());
         let mut files = vec![
@@ -473,6 +553,15 @@ impl Scenario {
         }
         let hotplug = self.hotplug_events_in_boot(resets_done);
         files.push(file(FW_CFG_HOTPLUG_EVENTS, hotplug.to_string()));
+        if !self.guest.attacks.is_empty() {
+            files.push(file(FW_CFG_ATTACKS, self.guest.attacks.names()));
+        }
+        if !self.guest.lock_default_smbase {
+            files.push(file(FW_CFG_LOCK_DEFAULT_SMBASE, "0".to_owned()));
+        }
+        if !self.guest.lock_controller {
+            files.push(file(FW_CFG_LOCK_CONTROLLER, "0".to_owned()));
+        }
         files
     }
 
@@ -555,5 +644,16 @@ mod tests {
         );
         assert_eq!("redirect".parse::<Handshake>(), Ok(Handshake::Redirect));
         assert_eq!("halt".parse::<OnDone>(), Ok(OnDone::Halt));
+        assert_eq!("early-sipi".parse::<Attack>(), Ok(Attack::EarlySipi));
+    }
+
+    #[test]
+    fn attack_sets_list_their_names_in_a_fixed_order() {
+        let set = Attacks::NONE
+            .with(Attack::WriteController)
+            .with(Attack::Plant38000);
+        assert!(set.contains(Attack::Plant38000) && !set.contains(Attack::EarlySmi));
+        assert_eq!(set.names(), "plant-38000,write-controller");
+        assert!(Attacks::NONE.is_empty() && Attacks::NONE.names().is_empty());
     }
 }

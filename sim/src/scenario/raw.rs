@@ -81,6 +81,10 @@ pub(crate) struct RawGuest {
     pub handshake: Option<Spanned<String>>,
     pub on_done: Option<Spanned<String>>,
     pub boot_cpus: Option<Spanned<u32>>,
+    /// Attack names, checked against `Attack`.
+    pub attacks: Option<Vec<Spanned<String>>>,
+    pub lock_default_smbase: Option<Spanned<bool>>,
+    pub lock_controller: Option<Spanned<bool>>,
 }
 
 /// One `[[event]]`.

@@ -15,8 +15,9 @@ use super::raw::{
 };
 use super::units::{self, UnitError};
 use super::{
-    fnv1a_64, EventAction, Expectations, FirmwareSource, GuestSettings, Handshake, MachineSettings,
-    OnDone, Scenario, ScheduledEvent, SmbaseExpectation, Strategy, UnknownName, Verdict,
+    fnv1a_64, Attack, Attacks, EventAction, Expectations, FirmwareSource, GuestSettings, Handshake,
+    MachineSettings, OnDone, Scenario, ScheduledEvent, SmbaseExpectation, Strategy, UnknownName,
+    Verdict,
 };
 use crate::checker::{Check, CheckSet};
 use crate::cpu::smm::{Profile, SaveStateLayout};
@@ -40,7 +41,7 @@ pub(crate) fn resolve(text: &str, origin: &Path) -> Result<Scenario, ScenarioErr
     let cx = ErrorContext { origin, text };
     let raw: RawScenario = toml::from_str(text).map_err(|error| cx.toml(&error))?;
     let machine = machine(&cx, &raw.machine)?;
-    let guest = guest(&cx, &raw.guest, machine.max_cpus)?;
+    let guest = guest(&cx, &raw.guest, &machine)?;
     let firmware = firmware(&cx, &raw.firmware)?;
     let events = events(&cx, &raw.events, &machine, &guest)?;
     let expect = expectations(&cx, raw.expect, machine.max_cpus)?;
@@ -423,12 +424,14 @@ fn resolve_path(origin: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// `[guest]`, with `boot_cpus` in 1..=maxcpus.
+/// `[guest]`, with `boot_cpus` in 1..=maxcpus, known attack names, each once, and
+/// `lock_controller = false` only where firmware programs the SMBASE controller.
 fn guest(
     cx: &ErrorContext<'_>,
     raw: &RawGuest,
-    max_cpus: u32,
+    machine: &MachineSettings,
 ) -> Result<GuestSettings, ScenarioError> {
+    let max_cpus = machine.max_cpus;
     let boot_cpus = match &raw.boot_cpus {
         Some(value) => {
             let boot_cpus = *value.get_ref();
@@ -445,11 +448,64 @@ fn guest(
         }
         None => None,
     };
+    let lock_controller = match &raw.lock_controller {
+        Some(value) => {
+            let lock = *value.get_ref();
+            if !lock && !matches!(machine.strategy, Strategy::Controller | Strategy::Formula) {
+                return Err(cx.at(
+                    value.span(),
+                    Problem::BadValue {
+                        key: "lock_controller".to_owned(),
+                        value: lock.to_string(),
+                        reason: format!(
+                            "only strategies controller and formula program the SMBASE \
+                             controller (strategy is {})",
+                            machine.strategy
+                        ),
+                    },
+                ));
+            }
+            lock
+        }
+        None => true,
+    };
     Ok(GuestSettings {
         handshake: named(cx, raw.handshake.as_ref(), Handshake::Ovmf, str::parse)?,
         on_done: named(cx, raw.on_done.as_ref(), OnDone::Exit, str::parse)?,
         boot_cpus,
+        attacks: attacks(cx, raw.attacks.as_deref())?,
+        lock_default_smbase: raw
+            .lock_default_smbase
+            .as_ref()
+            .map_or(true, |value| *value.get_ref()),
+        lock_controller,
     })
+}
+
+/// `attacks = [...]`: known names, none twice.
+fn attacks(
+    cx: &ErrorContext<'_>,
+    names: Option<&[Spanned<String>]>,
+) -> Result<Attacks, ScenarioError> {
+    let mut set = Attacks::NONE;
+    for name in names.unwrap_or_default() {
+        let attack = name
+            .get_ref()
+            .parse::<Attack>()
+            .map_err(|unknown| cx.at(name.span(), Problem::UnknownName(unknown)))?;
+        if set.contains(attack) {
+            return Err(cx.at(
+                name.span(),
+                Problem::BadValue {
+                    key: "attacks".to_owned(),
+                    value: format!("{:?}", attack.name()),
+                    reason: "listed more than once".to_owned(),
+                },
+            ));
+        }
+        set = set.with(attack);
+    }
+    Ok(set)
 }
 
 // ---------------------------------------------------------------------------------------------
