@@ -460,6 +460,28 @@ mod tests {
     }
 
     #[test]
+    fn blocked_reads_and_other_cpus_outside_smm_are_no_attempts() {
+        let mut checker = Checker::new(CheckSet::all());
+        // A read of SMRAM from outside SMM is blocked too, but reads leak nothing to
+        // attack with; SMM entries on distinct save areas and RSMs are routine.
+        let out = checker.check(&[
+            event(
+                1,
+                0,
+                EventKind::SmramBlocked {
+                    address: 0x38000,
+                    write: false,
+                },
+            ),
+            entry(2, 0, 0x1000_0000),
+            rsm(3, 0, 0x1000_0000),
+            event(4, 1, EventKind::HotAdd { apic_id: 1 }),
+        ]);
+        assert!(out.is_none(), "{out:?}");
+        assert!(checker.counts.is_empty());
+    }
+
+    #[test]
     fn a_check_switched_off_stays_silent() {
         let active = CheckSet::all().without(Check::SaveAreaOverlap);
         assert!(!active.names().contains(&"save-area-overlap"));

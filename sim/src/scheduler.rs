@@ -39,7 +39,7 @@ pub enum ExecMode {
 }
 
 /// The longest a lone running core runs between looks at the machine.
-pub const MAX_BATCH_CYCLES: u64 = 1_000_000;
+pub const MAX_BATCH_CYCLES: u64 = 64_000_000;
 
 /// How a scheduled run ended, before the machine adds device state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -140,6 +140,11 @@ impl Cpu {
             )),
             None => {}
         }
+        // A message for other cores must reach them on time, as an IPI does: a lone core
+        // running in a long batch stops here so the machine can deliver it.
+        if self.stop_on_ipi && !self.outbox.is_empty() {
+            self.request_stop(StopReason::IpiSent);
+        }
         match outcome.reset {
             Some(true) => {
                 self.request_stop(StopReason::HardReset);
