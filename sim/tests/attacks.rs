@@ -91,10 +91,6 @@ attack_test!(
     "early-sipi-smbase-smram-locked-kvm"
 );
 attack_test!(
-    an_early_sipi_cpu_wedges_the_monarch_with_fast_ipis,
-    "early-sipi-smbase-smram-locked-kvm-fast-ipi"
-);
-attack_test!(
     an_early_sipi_cpu_is_relocated_anyway_qemu,
     "early-sipi-smbase-smram-locked-qemu-redirect"
 );
