@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use smmsim_traces::{Event, EventKind};
 
+use crate::batch::runner::error_chain;
 use crate::machine::{
     DEFAULT_MAX_CYCLES, DEFAULT_TSEG_MBYTES, EXIT_CYCLE_LIMIT, EXIT_HALTED, EXIT_SHUTDOWN, MAX_CPUS,
 };
@@ -481,18 +482,6 @@ fn measure(point: SweepPoint, spec: &SweepSpec, hotadd_at: Option<u64>) -> Measu
         last_line: last_line.0,
         host_seconds: started.elapsed().as_secs_f64(),
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn cycles_to_ms(cycles: u64, clock_hz: u64) -> f64 {
