@@ -134,16 +134,22 @@
 ;   (docs/specs/acpi_cpu_hotplug.rst "Detecting and enabling modern CPU hotplug interface" and
 ;   "Enumerate CPUs present/non present CPUs"): write 0 to the selector twice (QEMU starts in
 ;   legacy mode; the first write switches to the modern block), command 0, read command data
-;   2 - 0 means modern (all ones: no block; the legacy bitmap reads bit 0 set). Then walk
-;   selectors 0, 1, ... with command 0 in force (command data reads the selector while it
-;   names a possible CPU, 0 past the last one), counting the boot CPUs: "enabled" without a
-;   pending insert event; a second walk with command 3 in force reads each APIC ID (into an
-;   APIC ID -> selector map; an ID listed twice or of 4096 or more is error 2). After a hard
+;   2 - 0 means modern (all ones: no block; the legacy bitmap reads bit 0 set). QEMU's block
+;   has exactly maxcpus selectors: with command 0 in force command data reads the selector
+;   while it names a possible CPU and 0 past the last one, so selector maxcpus - 1 must read
+;   itself and selector maxcpus 0 (a block that disagrees is measured selector by selector).
+;   Then one walk over the selectors with command 3 in force counts the boot CPUs: "enabled"
+;   without a pending insert event, and reads their APIC IDs (into an APIC ID -> selector
+;   map; an ID listed twice or of 4096 or more is error 2). controller and formula need
+;   every possible CPU's APIC ID, and with maxcpus up to 255 an absent CPU's APIC ID can
+;   still decide the APIC mode, so there the walk reads every APIC ID; otherwise an absent
+;   CPU costs one selector write and one status read, and a hot-added CPU's APIC ID is read
+;   (and checked the same way) when step 7 finds its insert event. After a hard
 ;   reset QEMU's key 0x0005 does not count hot-added CPUs, so the block decides; key 0x0005
 ;   is only the fallback when the block is missing (then no hot-plug is possible). Then the
 ;   APIC mode is chosen (see "APIC mode and APIC IDs" above).
 ;   A CPU with a pending insert event is not a boot CPU: it was hot-added and the guest has
-;   not served it yet - with maxcpus in the thousands the walks alone take milliseconds, and
+;   not served it yet - with maxcpus in the thousands the walk alone takes milliseconds, and
 ;   a CPU plugged meanwhile (before or after the walk passes its selector) must still come
 ;   online through step 7. So the boot steps never wake, relocate or report it, its insert
 ;   event stays, and step 7 serves it like any other (controller and formula first relocate
@@ -536,6 +542,9 @@ ONLINE_NONE         equ 0xFFFFFFFF      ; VAR_ONLINE_FLAG value that matches no 
 %endif
 %if REM_LIST + 2 * MAX_CPUS > POSSIBLE_PRESENT || POSSIBLE_PRESENT + MAX_CPUS > SLOT_ONLINE
  %error "the RAM tables overlap"
+%endif
+%if SLOT_COUNT % 4 != 0 || SLOT_ONLINE % 4 != 0
+ %error "next_online_slot scans SLOT_ONLINE by dwords"
 %endif
 %if SLOT_ONLINE + SLOT_COUNT > TABLES_END || TABLES_END > SMM_DEFAULT_SMBASE
  %error "the RAM tables overlap each other or the default-SMBASE window"
@@ -934,13 +943,12 @@ pm_entry:
         mov     [ebx + G_CTRL_OPEN], eax
         xor     edx, edx                ; slot
 .install_stub:
-        cmp     dword [SLOT_APIC + edx * 4], SLOT_FREE
-        je      .no_stub
+        call    next_assigned_slot
+        jc      .stubs_installed
         call    install_stub
-.no_stub:
         inc     edx
-        cmp     edx, [VAR_MAXCPUS]
-        jb      .install_stub
+        jmp     .install_stub
+.stubs_installed:
         ; Close TSEG: from now on only SMM sees it.
         mov     eax, MCH_REG(MCH_ESMRAMC)
         call    pci_read8
@@ -956,15 +964,15 @@ pm_entry:
         rep movsb
         xor     edx, edx
 .next_ap:
-        cmp     byte [SLOT_ONLINE + edx], 0
-        je      .skip_slot
+        call    next_online_slot
+        jc      .aps_relocated
         cmp     edx, [VAR_BSP_SLOT]
         je      .skip_slot
         call    relocate_slot
 .skip_slot:
         inc     edx
-        cmp     edx, [VAR_MAXCPUS]
-        jb      .next_ap
+        jmp     .next_ap
+.aps_relocated:
         mov     edx, [VAR_BSP_SLOT]
         call    relocate_slot
 
@@ -1102,11 +1110,12 @@ pm_entry:
         xor     ecx, ecx                ; ECX = online CPUs = acknowledgements to wait for
         xor     edx, edx
 .count_online:
-        movzx   eax, byte [SLOT_ONLINE + edx]
-        add     ecx, eax
+        call    next_online_slot
+        jc      .counted_online
+        inc     ecx
         inc     edx
-        cmp     edx, [VAR_MAXCPUS]
-        jb      .count_online
+        jmp     .count_online
+.counted_online:
         mov     dword [VAR_ACKS], 0
         mov     al, APM_CMD_REPORT
         out     APM_CNT, al
@@ -1116,10 +1125,11 @@ pm_entry:
         pause
         jmp     .wait_acks
 .all_acked:
-        xor     esi, esi                ; slot
+        xor     edx, edx                ; slot
 .print_slot:
-        cmp     byte [SLOT_ONLINE + esi], 0
-        je      .next_slot
+        call    next_online_slot
+        jc      .printed
+        mov     esi, edx                ; ESI = slot
         mov     eax, [RESULTS + esi * 8]
         cmp     eax, [SLOT_APIC + esi * 4]
         je      .apic_matches
@@ -1136,10 +1146,9 @@ pm_entry:
         PRINT   " smbase "
         PHEX32  [RESULTS + esi * 8 + 4]
         NEWLINE
-.next_slot:
-        inc     esi
-        cmp     esi, [VAR_MAXCPUS]
-        jb      .print_slot
+        lea     edx, [esi + 1]
+        jmp     .print_slot
+.printed:
         cmp     dword [VAR_MISMATCHES], 0
         je      .all_good
         FAIL    6, "reported APIC IDs / SMBASEs differ from the relocation plan"
@@ -1364,10 +1373,11 @@ bad_opt_value:
         EXIT    8
 
 ; cpuhp_probe: counts the boot CPUs through the ACPI CPU hot-plug block (see the header, step
-; 0). Out: VAR_CPUHP, VAR_POSSIBLE, VAR_NCPUS, POSSIBLE_APIC, APIC_SELECTOR, POSSIBLE_PRESENT
-; (boot CPUs only), VAR_X2APIC = 1 if an APIC ID needs it. Without the modern block:
-; VAR_NCPUS = fw_cfg key 0x0005, VAR_POSSIBLE = maxcpus. Leaves CPU 0 selected.
-; Clobbers EAX EBX ECX EDX ESI EDI.
+; 0). Out: VAR_CPUHP, VAR_POSSIBLE, VAR_NCPUS, POSSIBLE_PRESENT (boot CPUs only), POSSIBLE_APIC
+; and APIC_SELECTOR (every possible CPU when cpuhp_all_ids says so, else the boot CPUs; the
+; rest as their insert events are served, scan_events), VAR_X2APIC = 1 if an APIC ID needs
+; it. Without the modern block: VAR_NCPUS = fw_cfg key 0x0005, VAR_POSSIBLE = maxcpus.
+; Leaves CPU 0 selected. Clobbers EAX EBX ECX EDX ESI EDI.
 cpuhp_probe:
         mov     eax, [VAR_BOOT_COUNT]
         mov     [VAR_NCPUS], eax
@@ -1386,44 +1396,133 @@ cpuhp_probe:
         test    eax, eax
         jnz     .done                   ; all ones: no block; legacy bitmap: bit 0 set
         mov     dword [VAR_CPUHP], 1
-        ; Pass 1: command 0 stays in force, so command data reads the selector while it names
-        ; a possible CPU and 0 past the last one. Command 0 may have moved the selector to a
-        ; CPU with an event: start again at 0.
-        mov     dx, CPUHP_SELECTOR
-        xor     eax, eax
-        out     dx, eax
-        xor     ebx, ebx                ; EBX = selector
+        ; Possible CPUs: QEMU's block has exactly maxcpus selectors. Command 0 stays in force,
+        ; so command data reads the selector while it names a possible CPU and 0 past the
+        ; last one: two probes confirm that selector maxcpus - 1 is the last. A block that
+        ; disagrees is measured selector by selector instead.
+        mov     esi, [VAR_MAXCPUS]      ; ESI = possible CPUs
+        lea     ebx, [esi - 1]
+        call    .cmd_data
+        cmp     eax, ebx
+        jne     .measure
+        mov     ebx, esi
+        call    .cmd_data
+        test    eax, eax
+        jz      .counted
+.measure:
+        xor     esi, esi
+.measure_next:
+        inc     esi
+        cmp     esi, MAX_CPUS
+        ja      .bad_count
+        mov     ebx, esi
+        call    .cmd_data
+        cmp     eax, esi
+        je      .measure_next
+.counted:
+        mov     [VAR_POSSIBLE], esi
+        ; One walk with command 3 in force: the status of every selector, for the boot CPUs
+        ; ("enabled" without a pending insert event) and, where cpuhp_all_ids wants every
+        ; possible CPU's, also the APIC ID. An absent CPU then costs a selector write and a
+        ; status read.
+        xor     ebx, ebx
+        call    cpuhp_select_32
+        call    cpuhp_apic_id_32
         xor     ecx, ecx                ; ECX = present CPUs
-.count:
+        call    cpuhp_all_ids
+        jnz     .walk_all
+.walk_present:
+        mov     eax, ebx
+        mov     dx, CPUHP_SELECTOR
+        out     dx, eax
+        mov     dx, CPUHP_STATUS
+        in      al, dx
+        test    al, CPUHP_ST_ENABLED
+        jnz     .maybe_present
+.next_present:
+        inc     ebx
+        cmp     ebx, esi
+        jb      .walk_present
+        jmp     .walked
+.maybe_present:
+        and     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
+        cmp     al, CPUHP_ST_ENABLED
+        jne     .next_present           ; hot-added: left to step 7
+        call    .boot_cpu
+        jmp     .next_present
+.walk_all:
+        mov     eax, ebx
+        mov     dx, CPUHP_SELECTOR
+        out     dx, eax
         mov     dx, CPUHP_STATUS
         in      al, dx
         and     al, CPUHP_ST_ENABLED | CPUHP_ST_INSERT
         cmp     al, CPUHP_ST_ENABLED
-        jne     .absent                 ; absent, or hot-added: left to step 7
+        jne     .id_only                ; absent, or hot-added: left to step 7
+        call    .boot_cpu
+        jmp     .next_all
+.id_only:
+        call    .apic_id
+.next_all:
+        inc     ebx
+        cmp     ebx, esi
+        jb      .walk_all
+.walked:
+        mov     [VAR_NCPUS], ecx
+        jecxz   .bad_count
+        xor     ebx, ebx
+        call    cpuhp_select_32
+.done:
+        ret
+; .boot_cpu: EBX = selector of a boot CPU, selected, command 3 in force: counts it in ECX,
+; marks it present and maps its APIC ID.
+.boot_cpu:
         inc     ecx
         mov     byte [POSSIBLE_PRESENT + ebx], 1
-.absent:
-        inc     ebx
-        cmp     ebx, MAX_CPUS
-        ja      .bad_count
+; .apic_id: EBX = selector, selected, command 3 in force: maps its APIC ID; an ID xAPIC cannot
+; address sets VAR_X2APIC.
+.apic_id:
+        call    cpuhp_map_apic_id       ; -> EDI
+        cmp     edi, XAPIC_ID_LIMIT
+        jb      .xapic_id
+        mov     dword [VAR_X2APIC], 1   ; xAPIC cannot address it
+.xapic_id:
+        ret
+; .cmd_data: EBX = selector: selects it, EAX = command data. Clobbers EDX.
+.cmd_data:
         mov     eax, ebx
         mov     dx, CPUHP_SELECTOR
         out     dx, eax
         mov     dx, CPUHP_CMD_DATA
         in      eax, dx
-        cmp     eax, ebx
-        je      .count
-        mov     [VAR_POSSIBLE], ebx
-        mov     [VAR_NCPUS], ecx
-        jecxz   .bad_count
-        ; Pass 2: APIC IDs. Command 3 stays in force while the selector moves.
-        xor     ebx, ebx
-        call    cpuhp_select_32
-        call    cpuhp_apic_id_32
-.ids:
-        mov     eax, ebx
-        mov     dx, CPUHP_SELECTOR
-        out     dx, eax
+        ret
+.bad_count:
+        FAIL    2, "CPU hot-plug block: no present CPU, or more than 4096 possible"
+
+; cpuhp_all_ids: ZF = 0 if step 0 needs the APIC ID of every possible CPU, not only of the
+; boot CPUs: controller and formula program an SMBASE for each (check_config checks them all
+; against maxcpus), and with maxcpus up to 255 one APIC ID of 255 or more decides the APIC
+; mode. Otherwise (maxcpus above 255: x2APIC anyway) a hot-added CPU's APIC ID is read when
+; scan_events finds its insert event. Clobbers EAX.
+cpuhp_all_ids:
+        mov     eax, [VAR_STRATEGY]
+        cmp     eax, STRATEGY_CONTROLLER
+        je      .all
+        cmp     eax, STRATEGY_FORMULA
+        je      .all
+        cmp     dword [VAR_MAXCPUS], XAPIC_ID_LIMIT
+        jbe     .all
+        xor     eax, eax                ; ZF = 1
+        ret
+.all:
+        or      eax, 1                  ; ZF = 0
+        ret
+
+; cpuhp_map_apic_id: EBX = selector of the selected CPU, command 3 in force: reads its APIC
+; ID into EDI and enters it into POSSIBLE_APIC and APIC_SELECTOR (again for a CPU already
+; mapped). Error 2 for an APIC ID of 4096 or more, or one another selector already has.
+; Clobbers EAX EDX.
+cpuhp_map_apic_id:
         mov     dx, CPUHP_CMD_DATA
         in      eax, dx
         mov     edi, eax                ; EDI = APIC ID bits 31:0
@@ -1433,23 +1532,15 @@ cpuhp_probe:
         jnz     .bad_apic
         cmp     edi, APIC_ID_LIMIT
         jae     .bad_apic
-        cmp     word [APIC_SELECTOR + edi * 2], MAP_NONE
+        movzx   eax, word [APIC_SELECTOR + edi * 2]
+        cmp     eax, MAP_NONE
+        je      .map
+        cmp     eax, ebx
         jne     .twice
+.map:
         mov     [APIC_SELECTOR + edi * 2], bx
         mov     [POSSIBLE_APIC + ebx * 4], edi
-        cmp     edi, XAPIC_ID_LIMIT
-        jb      .xapic_id
-        mov     dword [VAR_X2APIC], 1   ; xAPIC cannot address it
-.xapic_id:
-        inc     ebx
-        cmp     ebx, [VAR_POSSIBLE]
-        jb      .ids
-        xor     ebx, ebx
-        call    cpuhp_select_32
-.done:
         ret
-.bad_count:
-        FAIL    2, "CPU hot-plug block: no present CPU, or more than 4096 possible"
 .bad_apic:
         PRINT   "boot: CPU hot-plug block: APIC ID of selector "
         PHEX32  ebx
@@ -1804,6 +1895,76 @@ set_slot_apic:
         mov     [APIC_SLOT + eax * 2], dx
         ret
 
+; next_online_slot: EDX = slot -> EDX = the first slot from there up below maxcpus whose CPU is
+; online (SLOT_ONLINE), CF = 0; none: CF = 1. Single bytes up to a dword boundary, then one
+; REPE SCASD skips four offline slots per element (SLOT_ONLINE is SLOT_COUNT bytes, a multiple
+; of 4, and zero past maxcpus). Preserves all other registers.
+next_online_slot:
+        push    eax
+        push    ecx
+        push    edi
+.byte:
+        cmp     edx, [VAR_MAXCPUS]
+        jae     .none
+        test    dl, 3
+        jz      .dwords
+        cmp     byte [SLOT_ONLINE + edx], 0
+        jne     .found
+        inc     edx
+        jmp     .byte
+.dwords:
+        mov     ecx, [VAR_MAXCPUS]
+        sub     ecx, edx
+        add     ecx, 3
+        shr     ecx, 2                  ; dwords up to the one holding slot maxcpus - 1
+        lea     edi, [SLOT_ONLINE + edx]
+        xor     eax, eax
+        repe scasd                      ; stops past the first non-zero dword (ZF = 0)
+        je      .none
+        bsf     eax, [edi - 4]
+        shr     eax, 3                  ; its first non-zero byte
+        lea     edx, [edi - 4 - SLOT_ONLINE + eax]
+.found:
+        pop     edi
+        pop     ecx
+        pop     eax
+        clc
+        ret
+.none:
+        pop     edi
+        pop     ecx
+        pop     eax
+        stc
+        ret
+
+; next_assigned_slot: EDX = slot -> EDX = the first slot from there up below maxcpus that
+; SLOT_APIC gives an APIC ID (not SLOT_FREE), CF = 0; none: CF = 1. One REPE SCASD skips the
+; free slots. Preserves all other registers.
+next_assigned_slot:
+        push    eax
+        push    ecx
+        push    edi
+        mov     ecx, [VAR_MAXCPUS]
+        sub     ecx, edx
+        jbe     .none
+        lea     edi, [SLOT_APIC + edx * 4]
+        mov     eax, SLOT_FREE
+        repe scasd                      ; stops past the first assigned slot (ZF = 0)
+        je      .none
+        lea     edx, [edi - SLOT_APIC - 4]
+        shr     edx, 2
+        pop     edi
+        pop     ecx
+        pop     eax
+        clc
+        ret
+.none:
+        pop     edi
+        pop     ecx
+        pop     eax
+        stc
+        ret
+
 ; free_slot: EDX = slot: no APIC ID owns it any more. Preserves all registers but EAX.
 free_slot:
         mov     eax, [SLOT_APIC + edx * 4]
@@ -2039,9 +2200,9 @@ finish_removals:
 
 ; scan_events: the guest's scan of the hot-plug block with command 0 (QEMU's AML CSCN;
 ; acpi_cpu_hotplug.rst "Get a cpu with pending event"): from selector 0 up, each CPU with an
-; insert event goes to INS_LIST, else with a remove event to REM_LIST (selectors, in
-; ascending order); a CPU with only firmware-remove set is skipped. Out: VAR_NINS, VAR_NREM.
-; Clobbers EAX EBX ECX EDX.
+; insert event goes to INS_LIST, its APIC ID into the APIC-ID maps (cpuhp_map_apic_id, error
+; 2), else with a remove event to REM_LIST (selectors, in ascending order); a CPU with only
+; firmware-remove set is skipped. Out: VAR_NINS, VAR_NREM. Clobbers EAX EBX ECX EDX.
 scan_events:
         xor     eax, eax
         mov     [VAR_NINS], eax
@@ -2068,6 +2229,12 @@ scan_events:
         mov     ebx, eax
         test    cl, CPUHP_ST_INSERT
         jz      .not_insert
+        mov     al, CPUHP_CMD_APIC_ID   ; its APIC ID into the maps (step 0 may have left
+        mov     dx, CPUHP_COMMAND       ; them to this point); .advance restores command 0
+        out     dx, al
+        push    edi
+        call    cpuhp_map_apic_id
+        pop     edi
         mov     eax, [VAR_NINS]
         mov     [INS_LIST + eax * 2], bx
         inc     dword [VAR_NINS]
@@ -2326,7 +2493,8 @@ attack_write_controller:
         mov     eax, ebx                ; without the hot-plug block: APIC ID = index
         cmp     dword [VAR_CPUHP], 0
         je      .have_apic
-        mov     eax, [POSSIBLE_APIC + ebx * 4]
+        call    cpuhp_select_32         ; step 0 maps only the boot CPUs' APIC IDs: ask the
+        call    cpuhp_apic_id_32        ; block for this one
 .have_apic:
         mov     dx, SMBASE_CTRL_APIC
         out     dx, eax
