@@ -141,16 +141,13 @@ pub fn violation(
     address: u64,
     other_cpu: Option<u32>,
 ) -> Event {
-    Event {
-        cycle,
-        cpu,
-        kind: EventKind::Violation {
-            check: check.name().to_owned(),
-            detail,
-            address,
-            other_cpu,
-        },
-    }
+    let kind = EventKind::Violation {
+        check: check.name().to_owned(),
+        detail,
+        address,
+        other_cpu,
+    };
+    Event::at(cycle.0, cpu, kind)
 }
 
 /// The state-save area of a CPU with this SMBASE: [SMBASE + 0xFE00, SMBASE + 0x10000).
@@ -355,11 +352,7 @@ mod tests {
     use super::*;
 
     fn event(cycle: u64, cpu: u32, kind: EventKind) -> Event {
-        Event {
-            cycle: Cycle(cycle),
-            cpu,
-            kind,
-        }
+        Event::at(cycle, cpu, kind)
     }
 
     fn entry(cycle: u64, cpu: u32, smbase: u64) -> Event {

@@ -501,11 +501,9 @@ const MAX_CONSOLE_LINE: usize = 4096;
 impl MachinePlatform {
     /// Records a platform event at the cycle and CPU of `ctx`.
     fn record(&self, ctx: &AccessContext, kind: EventKind) {
-        self.events.lock().push(Event {
-            cycle: ctx.cycle,
-            cpu: ctx.cpu.0,
-            kind,
-        });
+        self.events
+            .lock()
+            .push(Event::at(ctx.cycle.0, ctx.cpu.0, kind));
     }
 
     /// Carries out device effects and says what they ask of the CPUs.
@@ -800,13 +798,9 @@ impl Machine {
             .collect();
         let duplicates = recorder.checker().final_map(Cycle(cycles), &final_map);
         self.platform.events.lock().extend(duplicates);
-        self.platform.events.lock().push(Event {
-            cycle: Cycle(cycles),
-            cpu: 0,
-            kind: EventKind::RunEnd {
-                status: end.exit_status() as u32,
-            },
-        });
+        let status = end.exit_status() as u32;
+        let run_end = Event::at(cycles, 0, EventKind::RunEnd { status });
+        self.platform.events.lock().push(run_end);
         recorder.flush();
         let checker = recorder.checker();
         let checks = Checks {

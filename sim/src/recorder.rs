@@ -125,11 +125,7 @@ mod tests {
     }
 
     fn event(cycle: u64, cpu: u32, kind: EventKind) -> Event {
-        Event {
-            cycle: Cycle(cycle),
-            cpu,
-            kind,
-        }
+        Event::at(cycle, cpu, kind)
     }
 
     #[test]

@@ -640,14 +640,9 @@ impl ScenarioReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smmsim_traces::Cycle;
 
     fn event(cycle: u64, cpu: u32, kind: EventKind) -> Event {
-        Event {
-            cycle: Cycle(cycle),
-            cpu,
-            kind,
-        }
+        Event::at(cycle, cpu, kind)
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub struct Event {
 }
 
 impl Event {
+    /// `kind` on CPU `cpu` at `cycle`: the one way every producer stamps an event.
+    pub fn at(cycle: u64, cpu: u32, kind: EventKind) -> Event {
+        Event {
+            cycle: Cycle(cycle),
+            cpu,
+            kind,
+        }
+    }
+
     /// The key events are ordered by in a trace: cycle first, then CPU index.
     ///
     /// The writer rejects chunks whose events go backwards in this key, so readers can seek.

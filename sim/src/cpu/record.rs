@@ -42,11 +42,7 @@ impl Cpu {
     /// Appends an event stamped with this core's cycle counter and index.
     #[inline]
     pub(crate) fn record(&mut self, kind: EventKind) {
-        self.events.push(Event {
-            cycle: Cycle(self.cycle),
-            cpu: self.index.0,
-            kind,
-        });
+        self.events.push(Event::at(self.cycle, self.index.0, kind));
     }
 
     /// Records every instruction from now on (`--trace-instructions`), or stops doing so.
